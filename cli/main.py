@@ -15,11 +15,30 @@ from typing import Any, NoReturn
 from fogctl import __version__
 
 # name -> module under fogctl.cli defining ``app`` (a typer.Typer). Order is help order.
+# A name whose module is not part of this build is simply not offered.
 BUILTINS: dict[str, str] = {
     "init": "init",
     "status": "status",
+    "submit": "submit",
+    "jobs": "jobs",
+    "schedule": "schedule",
+    "harvest": "harvest",
+    "dht": "dht",
+    "tor": "tor",
+    "stake": "stake",
+    "vote": "vote",
+    "mix": "mix",
+    "mesh": "mesh",
     "plugins": "plugins",
 }
+
+
+def available_builtins() -> list[str]:
+    """Built-in command names whose module is present (cheap: no import)."""
+    from importlib.util import find_spec
+
+    return [name for name, mod in BUILTINS.items() if find_spec(f"fogctl.cli.{mod}") is not None]
+
 
 PROG = "fogctl"
 
@@ -35,14 +54,14 @@ def _build_app() -> Any:
         """Built-ins first, then entry-point commands, then ``fogctl-NAME`` executables."""
 
         def list_commands(self, ctx: click.Context) -> list[str]:
-            names = list(BUILTINS)
+            names = available_builtins()
             extra = [ep.name for ep in plugin_registry.group_entry_points("fogctl.commands")]
             names += sorted(n for n in extra if n not in BUILTINS)
             names += [n for n in super().list_commands(ctx) if n not in names]
             return names
 
         def get_command(self, ctx: click.Context, cmd_name: str) -> Any:
-            if cmd_name in BUILTINS:
+            if cmd_name in BUILTINS and cmd_name in available_builtins():
                 module = importlib.import_module(f"fogctl.cli.{BUILTINS[cmd_name]}")
                 module.app._add_completion = False  # completion is installed from the root
                 module.app.rich_markup_mode = None  # plain, fast help everywhere

@@ -26,6 +26,7 @@ from typing import IO, Any, ClassVar, TypeVar
 from fogctl.errors import InvalidInput
 
 __all__ = [
+    "AssignmentRecord",
     "ComponentStatus",
     "ErrorRecord",
     "NodeRecord",
@@ -296,3 +297,25 @@ class ErrorRecord(Record):
     code: str
     exit: int
     message: str
+
+
+@record("assignment")
+class AssignmentRecord(Record):
+    """A placement of one job on one node: written by fogctl schedule, read by fogctl submit.
+
+    ``order`` is the start order (0 first); ``start``/``finish`` are predicted seconds
+    from plan time; ``objectives`` holds latency_ms, balance, trust, cost, price;
+    ``preempts`` names running jobs evicted to make room; ``node`` is null and
+    ``unplaced`` says why when ``--allow-partial`` left the job out; ``spec`` carries
+    the job spec so ``fogctl submit -`` can run it.
+    """
+
+    job: str
+    node: str | None = None
+    order: int = 0
+    start: float | None = None
+    finish: float | None = None
+    objectives: dict[str, Any] | None = None
+    preempts: tuple[str, ...] = ()
+    unplaced: str | None = None
+    spec: dict[str, Any] | None = None

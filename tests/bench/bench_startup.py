@@ -34,7 +34,10 @@ def main() -> int:
     fogctl = [exe] if exe else [sys.executable, "-m", "fogctl.cli.main"]
     base = median_seconds([sys.executable, "-c", "pass"], args.runs)
     rows = [("python -c pass", base, 1.0, None)]
-    for label, extra, target in (("fogctl --version", ["--version"], 3.0), ("fogctl --help", ["--help"], 5.0)):
+    for label, extra, target in (
+        ("fogctl --version", ["--version"], 3.0),
+        ("fogctl --help", ["--help"], 5.0),
+    ):
         t = median_seconds([*fogctl, *extra], args.runs)
         rows.append((label, t, t / base, target))
     print(f"{'command':<20} {'median ms':>10} {'x python':>9} {'target':>7}")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("docker", "web3", "pymoo", "stem", "kademlia", "wasmtime", "cryptography", "psutil", "rich")
+HEAVY = (
+    "docker",
+    "web3",
+    "pymoo",
+    "stem",
+    "kademlia",
+    "wasmtime",
+    "cryptography",
+    "psutil",
+    "rich",
+)
 
 
 def imported_modules(*args: str) -> set[str]:
