@@ -186,3 +186,33 @@ def test_broken_config_is_invalid_input(cli, fog_home: Path) -> None:
     res = cli("status")
     assert res.code == 2
     assert "config.yaml:" in res.stderr
+
+
+def test_shell_completion_lists_subcommands(fog_home: Path) -> None:
+    env = {
+        **os.environ,
+        "_FOGCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "fogctl st",
+        "COMP_CWORD": "1",
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", "from fogctl.cli.main import run; run()"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert res.returncode == 0
+    assert "status" in res.stdout.split()
+
+
+def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch, cli) -> None:
+    import fogctl.node
+
+    def boom(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    cli("init", "-q")
+    monkeypatch.setattr(fogctl.node, "node_record", boom)
+    res = cli("status")
+    assert res.code == 130
