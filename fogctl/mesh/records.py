@@ -1,0 +1,100 @@
+"""Records emitted by ``fogctl mesh`` commands (documented in fogctl-records(5))."""
+
+from __future__ import annotations
+
+from fogctl.records import Record, record
+
+__all__ = [
+    "BundleRecord",
+    "MeshKeyRecord",
+    "MeshMessageRecord",
+    "MeshPeerRecord",
+    "MeshSentRecord",
+    "MeshSimRecord",
+]
+
+
+@record("bundle")
+class BundleRecord(Record):
+    """A bundle held in this node's store (queued for forwarding)."""
+
+    id: str
+    source: str
+    destination: str
+    creation_time: int
+    sequence: int
+    size: int
+    received_at: int
+    expires_at: int
+    hop_count: int | None = None
+    hop_limit: int | None = None
+    fragment_offset: int | None = None
+    origin: str = "relay"  # "local" (sent from here) or "relay"
+    copies: int = 1
+
+
+@record("mesh-message")
+class MeshMessageRecord(Record):
+    """A message delivered to this node's inbox (decrypted end to end)."""
+
+    id: str
+    sender: str
+    received_at: int
+    size: int
+    read: bool = False
+    encrypted: bool = True
+    text: str | None = None
+
+
+@record("mesh-sent")
+class MeshSentRecord(Record):
+    """A message accepted for store-carry-forward delivery."""
+
+    id: str
+    destination: str
+    size: int
+    fragments: int
+    encrypted: bool
+    expires_at: int
+
+
+@record("mesh-peer")
+class MeshPeerRecord(Record):
+    """A neighbour known to this node."""
+
+    node: str
+    address: str
+    convergence_layer: str
+    last_seen: float
+    predictability: float | None = None
+    trusted: bool = False
+
+
+@record("mesh-key")
+class MeshKeyRecord(Record):
+    """A published or trusted prekey bundle (X3DH) for end-to-end encryption."""
+
+    node: str
+    identity_key: str
+    signed_prekey: str
+    one_time_prekeys: int
+    fingerprint: str
+    trusted: bool
+
+
+@record("mesh-sim")
+class MeshSimRecord(Record):
+    """One router's result in a contact simulation."""
+
+    router: str
+    nodes: int
+    messages: int
+    delivered: int
+    delivery_ratio: float
+    latency_median_s: float | None
+    latency_mean_s: float | None
+    overhead: float | None
+    transmissions: int
+    dropped: int
+    buffer: int | None
+    seed: int
