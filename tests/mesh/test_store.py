@@ -98,7 +98,8 @@ s = BundleStore(State(Path(sys.argv[1])))
 i = 0
 while True:
     i += 1
-    s.add(new_bundle("dtn://a/", "dtn://b/", bytes(2000) + i.to_bytes(4, "big"), now=1000, sequence=i), now=1000)
+    data = bytes(2000) + i.to_bytes(4, "big")
+    s.add(new_bundle("dtn://a/", "dtn://b/", data, now=1000, sequence=i), now=1000)
     if i == 5:
         print("ready", flush=True)
 """
