@@ -1,0 +1,155 @@
+"""fogctl dht: the Kademlia network: serve a node, put/get signed values, find providers."""
+
+from typing import Annotated, Any
+
+import typer
+from fogctl.cli import output
+from fogctl.cli.common import examples
+from fogctl.cli.common import state as current_state
+
+app = typer.Typer(
+    help="Kademlia DHT: signed values, node descriptors, pub/sub, NAT reachability.",
+    no_args_is_help=True,
+)
+
+Bootstrap = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--bootstrap",
+        "-b",
+        help="IP:PORT of a DHT node to join through (repeatable; default: dht.bootstrap, "
+        "then the saved routing table). Forces a brief join even if a node is serving.",
+    ),
+]
+
+
+def _call(op: str, params: dict[str, Any], bootstrap: list[str] | None) -> list[dict[str, Any]]:
+    from fogctl.dht.service import call
+
+    state = current_state().require()
+    return call(state, op, params, bootstrap)
+
+
+@app.command(
+    epilog=examples(
+        "fogctl dht serve --port 8468 --bootstrap HOST:8468",
+        "fogctl dht serve --host 127.0.0.1 --port 0",
+    )
+)
+@output.with_output
+def serve(
+    port: Annotated[int, typer.Option(help="UDP port to listen on (0: any free port).")] = 8468,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "0.0.0.0",
+    bootstrap: Bootstrap = None,
+    announce: Annotated[
+        bool, typer.Option(help="Publish this node's descriptor under the provider keys.")
+    ] = True,
+) -> None:
+    """Run a DHT node in the foreground until SIGTERM or Ctrl-C.
+
+    Logs to stderr. Opens a control socket (dht.sock in the state dir) that one-shot
+    commands use, saves the routing table on exit and reloads it on start, so a
+    restarted node needs no bootstrap peer.
+    """
+    import asyncio
+    import logging
+    import sys
+
+    from fogctl.dht.records import DhtPeerRecord
+    from fogctl.dht.service import serve as run_serve
+
+    if not 0 <= port < 65536:
+        raise typer.BadParameter("port must be 0-65535", param_hint="--port")
+    state = current_state().require()
+    if not output.current().quiet:
+        logging.basicConfig(
+            stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
+        )
+
+    def ready(server: Any) -> None:
+        h, p = server.address
+        output.emit_one(DhtPeerRecord(id=server.identity.node_id, address=f"{h}:{p}"))
+
+    asyncio.run(
+        run_serve(state, port=port, host=host, bootstrap=bootstrap, announce=announce, ready=ready)
+    )
+
+
+@app.command(epilog=examples("fogctl dht put greeting hello", "fogctl dht put region HOST"))
+@output.with_output
+def put(
+    key: Annotated[str, typer.Argument(help="Key (any text).")],
+    value: Annotated[str, typer.Argument(help="Value (text, at most 4096 bytes).")],
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Sign VALUE under KEY with this node's key and store it on the k closest nodes.
+
+    Each put takes a higher sequence number; a serving node republishes it hourly.
+    """
+    if len(value.encode("utf-8")) > 4096:
+        from fogctl.errors import InvalidInput
+
+        raise InvalidInput(f"value is {len(value.encode())} bytes; the limit is 4096")
+    recs = _call("put", {"key": key, "value": value}, bootstrap)
+    output.emit(recs)
+
+
+@app.command(epilog=examples("fogctl dht get greeting", "fogctl dht get greeting --signer ID"))
+@output.with_output
+def get(
+    key: Annotated[str, typer.Argument(help="Key to look up.")],
+    signer: Annotated[
+        str, typer.Option(help="Only the value signed by this node id (40 hex digits).")
+    ] = "",
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Print the verified values stored under KEY: the highest sequence per signer.
+
+    Exits 1 when nothing valid is found.
+    """
+    from fogctl.errors import OperationFailed
+
+    recs = _call("get", {"key": key, "signer": signer}, bootstrap)
+    if not recs:
+        raise OperationFailed(f"no value found for key {key!r}")
+    output.emit(recs)
+
+
+@app.command("find-node", epilog=examples("fogctl dht find-node ID"))
+@output.with_output
+def find_node(
+    node_id: Annotated[str, typer.Argument(metavar="ID", help="Node id (40 hex digits).")],
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Print the k nodes closest to ID that answered, closest first."""
+    output.emit(_call("find_node", {"node_id": node_id}, bootstrap))
+
+
+@app.command(epilog=examples("fogctl dht peers", "fogctl dht peers --json | wc -l"))
+@output.with_output
+def peers(bootstrap: Bootstrap = None) -> None:
+    """Print the verified contacts in the routing table."""
+    output.emit(_call("peers", {}, bootstrap))
+
+
+@app.command(epilog=examples("fogctl dht announce"))
+@output.with_output
+def announce(bootstrap: Bootstrap = None) -> None:
+    """Publish this node's signed descriptor (a node record) under the provider keys.
+
+    Region, operator, price, cost, stake_address, onion, mix_key and tier come from
+    the dht.* configuration keys; addresses from dht.advertise or the serving socket.
+    """
+    output.emit(_call("announce", {}, bootstrap))
+
+
+@app.command(
+    epilog=examples(
+        "fogctl dht providers",
+        "fogctl dht providers --json | fogctl schedule --jobs examples/batch.jsonl -",
+    )
+)
+@output.with_output
+def providers(bootstrap: Bootstrap = None) -> None:
+    """Print node records of the providers found in the DHT (each signed by itself)."""
+    output.emit(_call("providers", {}, bootstrap))

@@ -1,0 +1,393 @@
+"""Engine functions behind ``fogctl dht``: the node service and one-shot operations.
+
+``serve()`` runs a node in the foreground with a control socket (``dht.sock`` in the
+state dir). Every one-shot operation goes through :func:`call`: it talks to the
+local node over that socket when one is serving, else joins the network briefly as
+a client (it answers no requests, so no peer keeps it in a routing table) and
+leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fogctl.dht.envelope import Envelope, InvalidEnvelope
+from fogctl.dht.records import DhtPeerRecord, DhtPutRecord, DhtValueRecord
+from fogctl.dht.server import FogServer, parse_hostport
+from fogctl.errors import FogError, InvalidInput, OperationFailed, ServiceUnavailable
+from fogctl.records import NodeRecord, record_from_dict
+from fogctl.state import State
+
+log = logging.getLogger("fogctl.dht")
+
+__all__ = ["PROVIDER_SHARDS", "SOCKET", "call", "provider_key", "serve"]
+
+SOCKET = "dht.sock"
+DEFAULT_PORT = 8468
+PROVIDER_SHARDS = 16
+DESCRIPTOR_FIELDS = (
+    "region",
+    "operator",
+    "price",
+    "cost",
+    "stake_address",
+    "onion",
+    "mix_key",
+    "tier",
+)
+
+
+def provider_key(shard: int) -> str:
+    """Well-known provider keys: descriptors spread over 16 shards by node id."""
+    return f"fogctl:providers/{shard:x}"
+
+
+def _shard(node_id: str) -> int:
+    return int(node_id[0], 16) % PROVIDER_SHARDS
+
+
+def bootstrap_addrs(state: State, flags: list[str]) -> list[tuple[str, int]]:
+    raw = list(flags)
+    if not raw:
+        conf = str(state.config.get("dht.bootstrap", "") or "")
+        raw = [p for p in conf.replace(",", " ").split() if p]
+    return [parse_hostport(p, DEFAULT_PORT) for p in raw]
+
+
+def _value_record(key: str, env: Envelope) -> DhtValueRecord:
+    try:
+        text: str | None = env.value.decode("utf-8")
+        hexed = None
+    except UnicodeDecodeError:
+        text, hexed = None, env.value.hex()
+    return DhtValueRecord(
+        key=key,
+        dkey=env.dkey.hex(),
+        signer=env.signer_id.hex(),
+        seq=env.seq,
+        expiry=env.expiry,
+        value=text,
+        value_hex=hexed,
+    )
+
+
+def _multiaddr(host: str, port: int) -> str:
+    return f"/ip6/{host}/udp/{port}" if ":" in host else f"/ip4/{host}/udp/{port}"
+
+
+def descriptor(state: State, server: FogServer) -> NodeRecord:
+    """This node's signed descriptor: id, keys, multiaddrs, capacity, offer."""
+    from fogctl.node import node_record
+
+    base = node_record(state)
+    conf = state.config
+    advertise = str(conf.get("dht.advertise", "") or "")
+    addrs = [p for p in advertise.replace(",", " ").split() if p]
+    if not addrs and server.transport is not None and not server.client:
+        host, port = server.address
+        if host not in ("0.0.0.0", "::"):
+            addrs = [_multiaddr(host, port)]
+    extra: dict[str, Any] = {}
+    for name in DESCRIPTOR_FIELDS:
+        val = conf.get(f"dht.{name}", None)
+        if val not in (None, ""):
+            extra[name] = float(val) if name in ("price", "cost") else str(val)
+    return NodeRecord(
+        id=base.id,
+        ed25519=base.ed25519,
+        x25519=base.x25519,
+        addresses=tuple(addrs),
+        cpu=base.cpu,
+        memory=base.memory,
+        cpu_util=base.cpu_util,
+        memory_util=base.memory_util,
+        version=base.version,
+        **extra,
+    )
+
+
+# -- operations (run against a live server) -------------------------------------------
+
+
+async def op_put(server: FogServer, key: str, value: str) -> list[dict[str, Any]]:
+    res = await server.put(key, value.encode("utf-8"))
+    return [DhtPutRecord(key, res.dkey.hex(), res.seq, res.expiry, res.stored_on).to_dict()]
+
+
+async def op_get(server: FogServer, key: str, signer: str = "") -> list[dict[str, Any]]:
+    envs = await server.get_envelopes(key)
+    if signer:
+        envs = [e for e in envs if e.signer_id.hex() == signer or e.signer.hex() == signer]
+    return [_value_record(key, e).to_dict() for e in envs]
+
+
+async def op_find_node(server: FogServer, node_id: str) -> list[dict[str, Any]]:
+    target = _node_id(node_id)
+    res = await server.find_node(target)
+    proto = server.protocol
+    return [
+        DhtPeerRecord(
+            id=n.id.hex(),
+            address=f"{n.ip}:{n.port}",
+            ed25519=proto.verified[n.id][0].hex() if n.id in proto.verified else None,
+            distance_bits=(
+                int.from_bytes(n.id, "big") ^ int.from_bytes(target, "big")
+            ).bit_length(),
+        ).to_dict()
+        for n in res.nodes
+    ]
+
+
+async def op_peers(server: FogServer) -> list[dict[str, Any]]:
+    return [
+        DhtPeerRecord(id=nid.hex(), address=f"{host}:{port}", ed25519=key.hex()).to_dict()
+        for nid, key, host, port in server.protocol.contacts()
+    ]
+
+
+async def op_announce(server: FogServer, desc: dict[str, Any]) -> list[dict[str, Any]]:
+    key = provider_key(_shard(desc["id"]))
+    data = json.dumps(desc, separators=(",", ":"), sort_keys=True)
+    res = await server.put(key, data.encode("utf-8"))
+    return [DhtPutRecord(key, res.dkey.hex(), res.seq, res.expiry, res.stored_on).to_dict()]
+
+
+async def op_providers(server: FogServer) -> list[dict[str, Any]]:
+    keys = [provider_key(i) for i in range(PROVIDER_SHARDS)]
+    found = await asyncio.gather(*(server.get_envelopes(k) for k in keys))
+    out: dict[str, dict[str, Any]] = {}
+    for envs in found:
+        for env in envs:
+            rec = _provider(env)
+            if rec is not None and rec["id"] not in out:
+                out[rec["id"]] = rec
+    return sorted(out.values(), key=lambda r: r["id"])
+
+
+def _provider(env: Envelope) -> dict[str, Any] | None:
+    """A descriptor is valid only if signed by the node it describes."""
+    try:
+        obj = json.loads(env.value)
+        if not isinstance(obj, dict):
+            return None
+        obj["kind"] = "node"
+        rec = record_from_dict(obj)
+    except (ValueError, InvalidInput):
+        return None
+    data = rec.to_dict()
+    if data.get("id") != env.signer_id.hex() or data.get("ed25519") != env.signer.hex():
+        return None
+    return data
+
+
+def _node_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 20:
+        raise InvalidInput(f"{text!r}: a node id is 40 hex digits")
+    return raw
+
+
+OPS: dict[str, Callable[..., Awaitable[list[dict[str, Any]]]]] = {
+    "put": op_put,
+    "get": op_get,
+    "find_node": op_find_node,
+    "peers": op_peers,
+    "announce": op_announce,
+    "providers": op_providers,
+}
+
+
+# -- one-shot entry point -----------------------------------------------------------------
+
+
+def call(
+    state: State, op: str, params: dict[str, Any], bootstrap: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Run ``op`` on the local serving node, else as a brief client; result records."""
+    if op not in OPS and op not in ("announce_self",):
+        raise InvalidInput(f"unknown dht operation {op!r}")
+    addrs = bootstrap_addrs(state, bootstrap or [])
+    path = state.root / SOCKET
+    if path.exists() and not bootstrap:
+        try:
+            return _via_socket(path, op, params)
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass  # a stale socket: no node is serving
+    return asyncio.run(_one_shot(state, op, params, addrs))
+
+
+def _via_socket(path: Path, op: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(60)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"op": op, **params}).encode() + b"\n")
+        stream = sock.makefile("r", encoding="utf-8")
+        out: list[dict[str, Any]] = []
+        for line in stream:
+            msg = json.loads(line)
+            if "error" in msg:
+                raise _error(msg["error"])
+            if msg.get("done"):
+                return out
+            out.append(msg["record"])
+    raise ServiceUnavailable(f"{path}: the serving node closed the connection")
+
+
+def _error(err: dict[str, Any]) -> FogError:
+    cls = {"invalid": InvalidInput, "unavailable": ServiceUnavailable}.get(
+        str(err.get("code")), OperationFailed
+    )
+    return cls(str(err.get("message", "dht operation failed")))
+
+
+@contextlib.asynccontextmanager
+async def joined(
+    state: State, addrs: list[tuple[str, int]], *, client: bool = True
+) -> AsyncIterator[FogServer]:
+    """A temporary node joined to the network through saved contacts and ``addrs``."""
+    server = FogServer(state.identity(), db=state.db, client=client)
+    host = str(state.config.get("dht.host", "0.0.0.0"))
+    await server.listen(0, host)
+    try:
+        await server.restore()
+        if addrs:
+            await server.bootstrap(addrs)
+        if not server.protocol.contacts():
+            raise ServiceUnavailable(
+                "no DHT peer answered: pass --bootstrap HOST:PORT, set dht.bootstrap, "
+                "or run 'fogctl dht serve'"
+            )
+        yield server
+    finally:
+        server.stop()
+
+
+async def _one_shot(
+    state: State, op: str, params: dict[str, Any], addrs: list[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    async with joined(state, addrs) as server:
+        return await _dispatch(state, server, op, params)
+
+
+async def _dispatch(
+    state: State, server: FogServer, op: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if op in ("announce", "announce_self"):
+        return await op_announce(server, descriptor(state, server).to_dict())
+    return await OPS[op](server, **params)
+
+
+# -- the service ---------------------------------------------------------------------------
+
+
+async def serve(
+    state: State,
+    *,
+    port: int = DEFAULT_PORT,
+    host: str = "0.0.0.0",
+    bootstrap: list[str] | None = None,
+    announce: bool = True,
+    ready: Callable[[FogServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a node until SIGTERM/SIGINT (or ``stop``): control socket, saved table."""
+    addrs = bootstrap_addrs(state, bootstrap or [])
+    ident = state.identity()
+    server = FogServer(ident, db=state.db)
+    try:
+        await server.listen(port, host)
+    except OSError as exc:
+        raise ServiceUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    path = state.root / SOCKET
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    control = await asyncio.start_unix_server(
+        lambda r, w: _control(state, server, r, w), path=str(path)
+    )
+    os.chmod(path, 0o600)
+    saver: asyncio.Task[None] | None = None
+    try:
+        restored = await server.restore()
+        joined_nodes = await server.bootstrap(addrs) if addrs else []
+        log.info(
+            "dht node %s on %s:%d (%d saved contacts answered, %d via bootstrap)",
+            ident.node_id,
+            *server.address,
+            restored,
+            len(joined_nodes),
+        )
+        if announce and server.protocol.contacts():
+            await op_announce(server, descriptor(state, server).to_dict())
+        saver = asyncio.ensure_future(_save_regularly(server))
+        if ready is not None:
+            ready(server)
+        await stop.wait()
+    finally:
+        if saver is not None:
+            saver.cancel()
+        control.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server.save_contacts()
+        server.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        log.info("dht node stopped")
+
+
+async def _save_regularly(server: FogServer, every: float = 300.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        server.save_contacts()
+
+
+async def _control(
+    state: State, server: FogServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    try:
+        line = await reader.readline()
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+                raise InvalidInput("control request is not {op: ...}")
+            op = req.pop("op")
+            if op not in OPS and op != "announce_self":
+                raise InvalidInput(f"unknown dht operation {op!r}")
+            if op == "announce":
+                op = "announce_self"
+            records = await _dispatch(state, server, op, req)
+        except (ValueError, TypeError) as exc:
+            writer.write(_line({"error": {"code": "invalid", "message": str(exc)}}))
+        except FogError as exc:
+            writer.write(_line({"error": {"code": exc.code, "message": exc.message}}))
+        except InvalidEnvelope as exc:
+            writer.write(_line({"error": {"code": "invalid", "message": str(exc)}}))
+        else:
+            for rec in records:
+                writer.write(_line({"record": rec}))
+            writer.write(_line({"done": True}))
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
