@@ -1,0 +1,442 @@
+"""Eligibility sensors: what the machine says about its owner, power and heat.
+
+Every source returns :class:`Readings`, where each value is a :class:`Reading` with a
+``status``: ``ok`` (a value was read), ``absent`` (this machine has no such sensor,
+e.g. a desktop without a battery) or ``unknown`` (the sensor should exist but could not
+be read). Nothing is guessed.
+
+Sources:
+
+* :class:`SystemSource` -- the real machine: psutil battery and temperatures, CPU load
+  from other processes (a delta between two samples, never psutil's meaningless first
+  ``cpu_percent`` call), owner idle time from logind's ``IdleHint`` where a seat exists,
+  else the last access time of input devices and terminals (what w(1) shows), AC power
+  from ``/sys/class/power_supply``, metered network from NetworkManager (``nmcli``).
+* :class:`FileSource` -- a JSON or YAML file named by ``FOGCTL_HARVEST_SENSORS``, re-read
+  on every poll, for scenarios and tests. A key set to ``null`` is ``absent``; a key
+  left out is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fogctl.errors import InvalidInput
+
+__all__ = [
+    "ENV_SENSORS",
+    "CpuSampler",
+    "FileSource",
+    "Reading",
+    "Readings",
+    "SensorSource",
+    "SystemSource",
+    "default_source",
+]
+
+ENV_SENSORS = "FOGCTL_HARVEST_SENSORS"
+OK, ABSENT, UNKNOWN = "ok", "absent", "unknown"
+
+# Preferred temperature chips (CPU packages); other chips count only if none of these.
+_CPU_CHIPS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    value: Any = None
+    status: str = UNKNOWN
+    source: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def _ok(value: Any, source: str) -> Reading:
+    return Reading(value, OK, source)
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """One snapshot of every sensor. Percentages are 0-100; temperature in degrees C."""
+
+    battery_percent: Reading = field(default_factory=Reading)
+    charging: Reading = field(default_factory=Reading)
+    on_ac: Reading = field(default_factory=Reading)
+    temperature: Reading = field(default_factory=Reading)
+    cpu_other: Reading = field(default_factory=Reading)
+    cpu_total: Reading = field(default_factory=Reading)
+    idle_seconds: Reading = field(default_factory=Reading)
+    metered: Reading = field(default_factory=Reading)
+    mem_total: Reading = field(default_factory=Reading)
+    battery_wh: Reading = field(default_factory=Reading)
+    source: str = ""
+
+
+class SensorSource(Protocol):
+    def read(self, own_cpu_seconds: float = 0.0) -> Readings: ...
+
+
+# -- CPU load with a proper interval ----------------------------------------------------
+
+
+class CpuSampler:
+    """Machine CPU utilisation between two samples of ``/proc/stat`` (via psutil).
+
+    ``own_cpu_seconds`` (the task's cumulative CPU time) is subtracted so the reading is
+    the load of *other* processes. A sample can be persisted to a file so a one-shot
+    ``harvest status`` started every minute measures the minute since the last one.
+    """
+
+    def __init__(self, persist: Path | None = None, min_interval: float = 0.1) -> None:
+        self.persist = persist
+        self.min_interval = min_interval
+        self._prev: tuple[float, float, float, float] | None = None  # (t, busy, total, own)
+
+    @staticmethod
+    def _now_sample() -> tuple[float, float]:
+        import psutil
+
+        t = psutil.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        total = sum(t)
+        # guest time is already counted in user on Linux
+        total -= getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
+        return total - idle, total
+
+    def _load_persisted(self) -> tuple[float, float, float, float] | None:
+        if self.persist is None:
+            return None
+        try:
+            data = json.loads(self.persist.read_text())
+            return (float(data[0]), float(data[1]), float(data[2]), float(data[3]))
+        except (OSError, ValueError, IndexError, TypeError):
+            return None
+
+    def sample(
+        self, own_cpu_seconds: float = 0.0, *, max_age: float = 600.0
+    ) -> tuple[float, float]:
+        """(total %, other %) of the whole machine since the previous sample."""
+        now = time.monotonic() if self.persist is None else time.time()
+        prev = self._prev or self._load_persisted()
+        if prev is None or not (0 <= now - prev[0] <= max_age):
+            busy, total = self._now_sample()
+            prev = (now, busy, total, own_cpu_seconds)
+            time.sleep(self.min_interval)
+            now = time.monotonic() if self.persist is None else time.time()
+        elif now - prev[0] < self.min_interval:
+            time.sleep(self.min_interval - (now - prev[0]))
+            now = time.monotonic() if self.persist is None else time.time()
+        busy, total = self._now_sample()
+        ncpu = os.cpu_count() or 1
+        dt_total = total - prev[2]
+        if dt_total <= 0:
+            # clock ticks did not advance (very short interval): fall back to wall time
+            dt_total = max(now - prev[0], 1e-3) * ncpu
+        used = busy - prev[1]
+        own = max(0.0, own_cpu_seconds - prev[3])
+        self._prev = (now, busy, total, own_cpu_seconds)
+        if self.persist is not None:
+            try:
+                from fogctl.state.atomic import write_atomic
+
+                write_atomic(self.persist, json.dumps(list(self._prev)).encode())
+            except OSError:
+                pass
+        total_pct = max(0.0, min(100.0, 100.0 * used / dt_total))
+        other_pct = max(0.0, min(100.0, 100.0 * (used - own) / dt_total))
+        return total_pct, other_pct
+
+
+# -- the real machine -----------------------------------------------------------------
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _power_supplies(root: Path) -> list[Path]:
+    try:
+        return sorted(root.iterdir())
+    except OSError:
+        return []
+
+
+def read_ac(root: Path = Path("/sys/class/power_supply")) -> Reading:
+    """On mains power? From ``type``=Mains/USB supplies' ``online``; absent if none exist."""
+    mains = [p for p in _power_supplies(root) if _read(p / "type") in ("Mains", "USB")]
+    if not mains:
+        return Reading(None, ABSENT, "power_supply")
+    values = [_read(p / "online") for p in mains]
+    if all(v is None for v in values):
+        return Reading(None, UNKNOWN, "power_supply")
+    return _ok(any(v == "1" for v in values), "power_supply")
+
+
+def read_battery_wh(root: Path = Path("/sys/class/power_supply")) -> Reading:
+    """Full battery energy in Wh (energy_full, or charge_full x voltage_min_design)."""
+    total = 0.0
+    found = False
+    for p in _power_supplies(root):
+        if _read(p / "type") != "Battery":
+            continue
+        found = True
+        e = _read(p / "energy_full")
+        if e and e.isdigit():
+            total += int(e) / 1e6
+            continue
+        c, v = _read(p / "charge_full"), _read(p / "voltage_min_design")
+        if c and v and c.isdigit() and v.isdigit():
+            total += int(c) / 1e6 * int(v) / 1e6
+    if not found:
+        return Reading(None, ABSENT, "power_supply")
+    return (
+        _ok(round(total, 2), "power_supply")
+        if total > 0
+        else Reading(None, UNKNOWN, "power_supply")
+    )
+
+
+def read_temperature() -> Reading:
+    import psutil
+
+    try:
+        temps = psutil.sensors_temperatures()
+    except (OSError, AttributeError):
+        return Reading(None, UNKNOWN, "psutil")
+    if not temps:
+        return Reading(None, ABSENT, "psutil")
+    chips = {k: v for k, v in temps.items() if k in _CPU_CHIPS} or temps
+    values = [s.current for v in chips.values() for s in v if s.current is not None]
+    if not values:
+        return Reading(None, UNKNOWN, "psutil")
+    return _ok(round(max(values), 1), "psutil:" + ",".join(sorted(chips)))
+
+
+def _logind_idle(now: float, run: Callable[..., Any] = subprocess.run) -> Reading | None:
+    """Owner idle seconds from logind (minimum over graphical/tty sessions with a seat)."""
+    if not Path("/run/systemd/seats").is_dir() or shutil.which("loginctl") is None:
+        return None
+    try:
+        out = run(
+            ["loginctl", "list-sessions", "--no-legend"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        ).stdout
+        idle: list[float] = []
+        for line in out.splitlines():
+            sid = line.split()[0] if line.split() else ""
+            if not sid:
+                continue
+            props = run(
+                [
+                    "loginctl",
+                    "show-session",
+                    sid,
+                    "-p",
+                    "Seat",
+                    "-p",
+                    "IdleHint",
+                    "-p",
+                    "IdleSinceHint",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=2,
+                check=False,
+            ).stdout
+            kv = dict(x.split("=", 1) for x in props.splitlines() if "=" in x)
+            if not kv.get("Seat"):
+                continue
+            if kv.get("IdleHint") != "yes":
+                idle.append(0.0)
+            else:
+                since = int(kv.get("IdleSinceHint", "0") or 0) / 1e6
+                idle.append(max(0.0, now - since) if since else 0.0)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return Reading(None, UNKNOWN, "logind")
+    if not idle:
+        return None
+    return _ok(round(min(idle), 1), "logind")
+
+
+def _device_idle(now: float) -> Reading:
+    """Seconds since the newest access to an input device or a user terminal."""
+    newest: float | None = None
+    candidates: list[Path] = []
+    for d in (Path("/dev/input"), Path("/dev/pts")):
+        try:
+            candidates += [p for p in d.iterdir() if p.name.startswith("event") or p.name.isdigit()]
+        except OSError:
+            continue
+    for p in candidates:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        t = max(st.st_atime, st.st_mtime)
+        newest = t if newest is None else max(newest, t)
+    if newest is None:
+        return Reading(None, ABSENT if not candidates else UNKNOWN, "devices")
+    return _ok(round(max(0.0, now - newest), 1), "devices")
+
+
+def read_idle(now: float) -> Reading:
+    return _logind_idle(now) or _device_idle(now)
+
+
+def read_metered() -> Reading:
+    if shutil.which("nmcli") is None:
+        return Reading(None, ABSENT, "nmcli")
+    try:
+        out = subprocess.run(
+            ["nmcli", "-t", "-f", "GENERAL.METERED", "device", "show"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return Reading(None, UNKNOWN, "nmcli")
+    vals = [line.split(":", 1)[1] for line in out.splitlines() if ":" in line]
+    if not vals:
+        return Reading(None, UNKNOWN, "nmcli")
+    return _ok(any(v.startswith("yes") for v in vals), "nmcli")
+
+
+class SystemSource:
+    """The real machine's sensors (psutil and the OS)."""
+
+    name = "system"
+
+    def __init__(self, sampler: CpuSampler | None = None, *, metered: bool = True) -> None:
+        self.sampler = sampler or CpuSampler()
+        self.check_metered = metered
+
+    def read(self, own_cpu_seconds: float = 0.0) -> Readings:
+        import psutil
+
+        now = time.time()
+        try:
+            bat = psutil.sensors_battery()
+        except (OSError, AttributeError):
+            bat = None
+        if bat is None:
+            battery = charging = Reading(None, ABSENT, "psutil")
+            on_ac = read_ac()
+        else:
+            battery = _ok(round(float(bat.percent), 1), "psutil")
+            plugged = bat.power_plugged
+            charging = (
+                _ok(bool(plugged), "psutil")
+                if plugged is not None
+                else Reading(None, UNKNOWN, "psutil")
+            )
+            on_ac = charging if plugged is not None else read_ac()
+        total, other = self.sampler.sample(own_cpu_seconds)
+        return Readings(
+            battery_percent=battery,
+            charging=charging,
+            on_ac=on_ac,
+            temperature=read_temperature(),
+            cpu_other=_ok(round(other, 1), "psutil"),
+            cpu_total=_ok(round(total, 1), "psutil"),
+            idle_seconds=read_idle(now),
+            metered=read_metered() if self.check_metered else Reading(None, UNKNOWN, "not checked"),
+            mem_total=_ok(int(psutil.virtual_memory().total), "psutil"),
+            battery_wh=read_battery_wh() if bat is not None else Reading(None, ABSENT, "psutil"),
+            source=self.name,
+        )
+
+
+# -- scenario files ---------------------------------------------------------------------
+
+_FILE_KEYS = {
+    "battery": "battery_percent",
+    "charging": "charging",
+    "on_ac": "on_ac",
+    "temperature": "temperature",
+    "cpu_other": "cpu_other",
+    "cpu_total": "cpu_total",
+    "idle": "idle_seconds",
+    "metered": "metered",
+    "mem_total": "mem_total",
+    "battery_wh": "battery_wh",
+}
+
+
+def parse_sensor_file(path: Path, text: str) -> Readings:
+    """Readings from a scenario file's text (JSON or YAML mapping)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{path}: not JSON or YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{path}: expected a mapping of sensor readings")
+    values: dict[str, Reading] = {}
+    for key, value in data.items():
+        attr = _FILE_KEYS.get(str(key))
+        if attr is None:
+            raise InvalidInput(f"{path}: unknown sensor {key!r} (known: {', '.join(_FILE_KEYS)})")
+        if value is None:
+            values[attr] = Reading(None, ABSENT, "file")
+        elif value == "unknown":
+            values[attr] = Reading(None, UNKNOWN, "file")
+        elif attr in ("charging", "on_ac", "metered"):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{path}: {key}: expected true, false or null")
+            values[attr] = _ok(value, "file")
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"{path}: {key}: expected a number or null")
+            values[attr] = _ok(value, "file")
+    return Readings(**values, source=f"file:{path}")
+
+
+class FileSource:
+    """Readings from a scenario file, re-read whenever it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[tuple[int, int], Readings] | None = None
+
+    def read(self, own_cpu_seconds: float = 0.0) -> Readings:
+        try:
+            st = self.path.stat()
+            key = (st.st_mtime_ns, st.st_size)
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"{self.path}: cannot read sensor file: {exc.strerror}") from None
+        readings = parse_sensor_file(self.path, text)
+        self._cache = (key, readings)
+        return readings
+
+
+def default_source(
+    environ: Mapping[str, str] | None = None, *, persist: Path | None = None, metered: bool = True
+) -> SensorSource:
+    env = os.environ if environ is None else environ
+    path = env.get(ENV_SENSORS)
+    if path:
+        return FileSource(Path(path))
+    return SystemSource(CpuSampler(persist), metered=metered)

@@ -1,0 +1,214 @@
+"""Work cycles on real wasmtime: preemption with checkpoint, resume, no double completion.
+
+Scenario sensor files (FOGCTL_HARVEST_SENSORS) change mid-task: battery unplugged,
+temperature spike, owner returns. Each time the task must be checkpointed, stopped within
+the grace period, and resumed on a later cycle to the exact result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fogctl.harvest import queue
+from fogctl.harvest.cycle import TaskOutcome, run_cycle, task_dir
+from fogctl.harvest.wasmrun import read_header
+from fogctl.state import State
+
+from .conftest import ROOT, Sensors, expected_sum, sum_job, wait_for
+
+SCENARIOS = {
+    "battery-unplugged": ({"battery": 30, "charging": False}, "battery"),
+    "temperature-spike": ({"temperature": 88}, "temperature"),
+    "owner-returns": ({"idle": 2}, "idle"),
+}
+
+
+def _running_with_progress(state: State, task_id: str) -> bool:
+    """The child has run long enough to be mid-loop (it has used real CPU)."""
+    rows = state.db.query("SELECT state FROM harvest_tasks WHERE id = ?", (task_id,))
+    if not rows or rows[0]["state"] != "running":
+        return False
+    import psutil
+
+    for p in psutil.Process().children():
+        try:
+            if "fogctl.harvest.wasmrun" in " ".join(p.cmdline()) and p.cpu_times().user > 0.3:
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_preempt_checkpoint_resume(
+    scenario: str, state: State, sensors: Sensors, background: Any
+) -> None:
+    start, end = 5, 2_500_000_005
+    (task_id,) = queue.enqueue(state, [sum_job("sum", start, end)])
+    outcomes: list[TaskOutcome] = []
+    first = background(lambda: run_cycle(State(state.root), on_task=outcomes.append))
+    wait_for(lambda: _running_with_progress(State(state.root), task_id), what="task running")
+    t_lost = time.monotonic()
+    change, rule_name = SCENARIOS[scenario]
+    sensors.update(**change)
+    cycle = first.result()
+    stopped_after = time.monotonic() - t_lost
+
+    assert cycle.outcome == "preempted" and cycle.preempted == (task_id,)
+    assert any(r.startswith(rule_name + ":") for r in cycle.reasons), cycle.reasons
+    (out,) = outcomes
+    # checkpointed (exit 75), not killed, well within the grace period
+    assert out.task.exit_code == 75
+    assert out.preempt_latency is not None and out.preempt_latency < 3.0
+    assert stopped_after < 5.0
+    task = queue.get_task(state, task_id)
+    assert task.state == "preempted" and task.preemptions == 1 and task.checkpoint
+    saved_i = task.progress["globals"]["i"]
+    assert start < saved_i < end
+    header = read_header(task_dir(state, task_id) / "checkpoint.bin")
+    assert header is not None and header["globals"]["i"] == saved_i
+
+    # still ineligible: a cycle does nothing
+    again = run_cycle(State(state.root))
+    assert again.outcome == "ineligible" and queue.get_task(state, task_id).attempts == 1
+
+    # conditions return to normal: resumed from the checkpoint, exact result
+    sensors.set(**json.loads(json.dumps(_eligible())))
+    done = run_cycle(State(state.root))
+    assert done.completed == (task_id,)
+    task = queue.get_task(state, task_id)
+    assert task.state == "done" and task.attempts == 2
+    assert json.loads(task.result or "null") == [expected_sum(start, end)]
+    assert task.energy_j > 0 and task.cpu_seconds > 0
+    # a done task is never claimed again
+    assert run_cycle(State(state.root)).ran == ()
+
+
+def _eligible() -> dict[str, Any]:
+    from .conftest import ELIGIBLE
+
+    return dict(ELIGIBLE)
+
+
+def test_wasi_output_is_not_duplicated_across_resumes(
+    state: State, sensors: Sensors, tmp_path: Path
+) -> None:
+    """A WASI module printing one line per iteration, killed by SIGTERM at random
+    points and resumed, prints exactly N lines in total."""
+    import wasmtime
+
+    n = 40000
+    wat = f"""
+    (module
+      (import "wasi_snapshot_preview1" "fd_write"
+        (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "x\\n")
+      (global $n (export "n") (mut i32) (i32.const 0))
+      (func (export "_start")
+        (i32.store (i32.const 16) (i32.const 0))
+        (i32.store (i32.const 20) (i32.const 2))
+        (block $done (loop $l
+          (br_if $done (i32.ge_u (global.get $n) (i32.const {n})))
+          (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 32)))
+          (global.set $n (i32.add (global.get $n) (i32.const 1)))
+          (br $l)))))
+    """
+    module = tmp_path / "lines.wasm"
+    module.write_bytes(wasmtime.wat2wasm(wat))
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    cmd = [
+        sys.executable,
+        "-m",
+        "fogctl.harvest.wasmrun",
+        "--module",
+        str(module),
+        "--workdir",
+        str(wd),
+        "--checkpoint-every",
+        "0.05",
+    ]
+    interrupted = 0
+    for delay in (0.4, 0.5, 0.6):
+        p = subprocess.Popen(cmd)
+        time.sleep(delay)  # let it run a while: the point of interruption is arbitrary
+        p.terminate()
+        rc = p.wait(timeout=10)
+        if rc == 75:
+            interrupted += 1
+            hdr = read_header(wd / "checkpoint.bin")
+            assert hdr is not None
+            assert hdr["stdout_len"] == 2 * hdr["globals"]["n"]
+    assert subprocess.run(cmd, timeout=60).returncode == 0
+    assert (wd / "stdout").read_bytes() == b"x\n" * n
+    assert interrupted >= 1
+
+
+def test_sigkill_without_checkpoint_resumes_from_the_last_periodic_one(
+    state: State, tmp_path: Path
+) -> None:
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    import wasmtime
+
+    module = tmp_path / "sum.wasm"
+    module.write_bytes(wasmtime.wat2wasm((ROOT / "examples" / "harvest-sum.wat").read_text()))
+    cmd = [
+        sys.executable,
+        "-m",
+        "fogctl.harvest.wasmrun",
+        "--module",
+        str(module),
+        "--workdir",
+        str(wd),
+        "--checkpoint-every",
+        "0.1",
+        "--set-global",
+        "index_end=2000000000",
+    ]
+    p = subprocess.Popen(cmd)
+    wait_for(lambda: (wd / "checkpoint.bin").exists(), what="a periodic checkpoint")
+    p.kill()  # no chance to checkpoint: the last periodic one must do
+    p.wait()
+    hdr = read_header(wd / "checkpoint.bin")
+    assert hdr is not None and hdr["globals"]["i"] > 0
+    assert subprocess.run(cmd, timeout=60).returncode == 0
+    result = json.loads((wd / "result.json").read_text())
+    assert result["values"] == [expected_sum(0, 2_000_000_000)]
+
+
+def test_failing_module_is_recorded_failed_not_retried(
+    state: State, sensors: Sensors, tmp_path: Path
+) -> None:
+    wat = tmp_path / "trap.wat"
+    wat.write_text('(module (func (export "run") unreachable))')
+    (tid,) = queue.enqueue(state, [{"name": "trap", "wasm": str(wat)}])
+    cyc = run_cycle(State(state.root))
+    assert cyc.failed == (tid,)
+    task = queue.get_task(state, tid)
+    assert task.state == "failed" and "unreachable" in (task.error or "")
+    assert run_cycle(State(state.root)).ran == ()
+
+
+def test_memory_cap_from_policy_is_enforced(state: State, sensors: Sensors, tmp_path: Path) -> None:
+    from fogctl.harvest.engine import set_policy
+
+    set_policy(state, {"mem_idle": "1%"})
+    wat = tmp_path / "grow.wat"
+    # asks for 16 GiB of linear memory growth (1% of RAM is far less on any machine)
+    wat.write_text(
+        '(module (memory (export "memory") 1 65536)'
+        ' (func (export "run") (result i32) (memory.grow (i32.const 65535))))'
+    )
+    (tid,) = queue.enqueue(state, [{"name": "grow", "wasm": str(wat)}])
+    run_cycle(State(state.root))
+    task = queue.get_task(state, tid)
+    assert task.state == "done" and json.loads(task.result or "[]") == [-1]
