@@ -6,7 +6,7 @@ from typing import Any
 
 from fogctl.records import Record, record
 
-__all__ = ["JobRecord"]
+__all__ = ["ImageRecord", "JobRecord"]
 
 
 @record("job")
@@ -38,3 +38,13 @@ class JobRecord(Record):
     outputs: dict[str, Any] | None = None
     queue: str | None = None
     spec: dict[str, Any] | None = None
+
+
+@record("job-image")
+class ImageRecord(Record):
+    """A local image built by ``fogctl jobs image`` (``size`` in bytes)."""
+
+    tag: str
+    id: str
+    size: int = 0
+    seconds: float | None = None

@@ -1,0 +1,367 @@
+"""The Docker Engine executor: one hardened container per attempt (docker SDK).
+
+Hardening, on by default and not configurable from a spec:
+
+* user 65534:65534 (nobody), read-only root filesystem, tmpfs ``/tmp`` (64 MiB,
+  nosuid, nodev), all capabilities dropped, ``no-new-privileges``, an init process
+  (docker-init) as PID 1 so signals reach the job;
+* CPU (``nano_cpus``), memory (``mem_limit`` with ``memswap_limit`` equal: no swap) and
+  pids limits; ``network_mode=none`` unless the spec says ``network: bridge``;
+* only the job's work dir (``/work``) and its checkpoint dir are mounted;
+* images are never pulled unless ``jobs.pull`` is ``missing`` (config/env
+  ``FOGCTL_JOBS_PULL``): a job naming an image the engine lacks is rejected.
+
+Every container carries ``io.fogctl.*`` labels (managed, job, run, state dir) so a
+later fogctl can find it (:meth:`DockerExecutor.find`) after a crash.
+
+Exit reasons: ``oom`` when the engine says ``OOMKilled`` and the job failed (a
+process hit the limit, but the main process exiting 0 stays ``completed``, with a
+note); ``deadline`` when this executor killed it at the deadline; ``stopped`` after
+:meth:`stop` (unless the job exited 85: ``checkpointed``); 137 alone is reported as
+``exit-code`` "killed by SIGKILL". The SDK's ``wait(timeout=)`` raises a requests
+``ConnectionError``/``ReadTimeout`` on timeout: it is polled in short steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from fogctl.errors import InvalidInput, OperationFailed, ServiceUnavailable
+from fogctl.jobs.executors.base import (
+    LABEL_JOB,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    LABEL_STATE,
+    WORK_DIR,
+    Executor,
+    Exit,
+    Handle,
+    Launch,
+    Running,
+)
+from fogctl.jobs.spec import JobSpec
+from fogctl.records import ComponentStatus
+
+__all__ = ["DockerExecutor", "docker_client", "docker_endpoint", "hardened_options"]
+
+JOB_USER = "65534:65534"
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
+
+
+def docker_endpoint() -> str:
+    from fogctl.components import docker_endpoint as endpoint
+    from fogctl.state import State
+
+    return endpoint(State().config)
+
+
+def docker_client(base_url: str | None = None, timeout: int = 60) -> Any:
+    """A ``docker.DockerClient`` for the configured engine, or :class:`ServiceUnavailable`
+    (exit 3) naming the socket it tried."""
+    import docker
+
+    url = base_url or docker_endpoint()
+    try:
+        client = docker.DockerClient(base_url=url, timeout=timeout)
+        client.ping()
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"Docker Engine unreachable at {url}: {_short(exc)}",
+            hint="start dockerd, or set docker.host / DOCKER_HOST",
+        ) from None
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def container_name(run_id: str, labels: Mapping[str, str]) -> str:
+    """``fogctl-<run>-<8 hex of the state dir>``: unique per state dir and attempt."""
+    home = labels.get(LABEL_STATE, "")
+    return f"fogctl-{run_id}-{hashlib.sha256(home.encode()).hexdigest()[:8]}"
+
+
+def job_labels(launch: Launch) -> dict[str, str]:
+    spec = launch.spec
+    labels = {f"io.fogctl.label.{k}": v for k, v in spec.labels.items()}
+    labels.update(launch.labels)
+    labels.update({LABEL_MANAGED: "1", LABEL_JOB: spec.id, LABEL_RUN: launch.run_id})
+    return labels
+
+
+def job_env(launch: Launch) -> dict[str, str]:
+    spec = launch.spec
+    env = dict(spec.env)
+    env.update(FOGCTL_JOB_ID=spec.id, FOGCTL_RUN_ID=launch.run_id, FOGCTL_WORK=WORK_DIR)
+    if spec.checkpoint is not None:
+        env["FOGCTL_CHECKPOINT_DIR"] = spec.checkpoint.path
+    return env
+
+
+def hardened_options(launch: Launch) -> dict[str, Any]:
+    """The ``containers.run`` keyword arguments for an attempt (tested directly)."""
+    spec = launch.spec
+    mem = launch.memory_cap
+    volumes = {str(launch.workdir): {"bind": WORK_DIR, "mode": "rw"}}
+    if spec.checkpoint is not None and launch.checkpoint_dir is not None:
+        volumes[str(launch.checkpoint_dir)] = {"bind": spec.checkpoint.path, "mode": "rw"}
+    return {
+        "entrypoint": list(spec.command) if spec.command else None,
+        "command": list(spec.args) if spec.args else None,
+        "name": container_name(launch.run_id, launch.labels),
+        "labels": job_labels(launch),
+        "environment": job_env(launch),
+        "working_dir": WORK_DIR,
+        "user": JOB_USER,
+        "read_only": True,
+        "tmpfs": dict(TMPFS),
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "init": True,
+        "pids_limit": launch.pids_cap,
+        "nano_cpus": max(1, int(launch.cpu_cap * 1e9)),
+        "mem_limit": mem,
+        "memswap_limit": mem,
+        "network_mode": "none" if spec.network == "none" else "bridge",
+        "ipc_mode": "private",
+        "stop_signal": spec.checkpoint.signal if spec.checkpoint else "SIGTERM",
+        "volumes": volumes,
+        "detach": True,
+    }
+
+
+def _ts(text: str | None) -> float | None:
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        head, _, frac = text.rstrip("Z").partition(".")
+        base = datetime.fromisoformat(head + "+00:00").timestamp()
+        return base + (float("0." + frac[:6]) if frac else 0.0)
+    except ValueError:
+        return None
+
+
+class DockerExecutor(Executor):
+    """Jobs as hardened containers on the local (or configured) Docker Engine."""
+
+    name = "docker"
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self._base_url = base_url
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._stopped: set[str] = set()
+        self._deadline: set[str] = set()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = docker_client(self._base_url)
+            return self._client
+
+    def available(self) -> ComponentStatus:
+        from fogctl.components import probe_docker
+        from fogctl.config import Config
+
+        if self._base_url:
+            return probe_docker(Config({"docker.host": self._base_url}, {}))
+        from fogctl.state import State
+
+        return probe_docker(State().config)
+
+    def accepts(self, spec: JobSpec) -> bool:
+        return spec.image is not None
+
+    def _api(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        import docker
+        import requests
+
+        try:
+            return fn(*args, **kw)
+        except requests.exceptions.ConnectionError as exc:
+            raise ServiceUnavailable(
+                f"Docker Engine unreachable at {self._base_url or docker_endpoint()}: {_short(exc)}"
+            ) from None
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError as exc:
+            raise OperationFailed(f"Docker Engine: {exc.explanation or _short(exc)}") from None
+
+    def _image(self, image: str) -> Any:
+        import docker
+
+        try:
+            return self._api(self.client.images.get, image)
+        except docker.errors.NotFound:
+            pass
+        from fogctl.state import State
+
+        if str(State().config.get("jobs.pull", "never")) == "missing":
+            try:
+                return self._api(self.client.images.pull, image)
+            except (docker.errors.NotFound, OperationFailed) as exc:
+                raise InvalidInput(f"image {image}: cannot pull: {exc}") from None
+        raise InvalidInput(
+            f"image {image} is not in the Docker Engine and fogctl does not pull "
+            "(set jobs.pull: missing, or build one: fogctl jobs image busybox)"
+        )
+
+    def start(self, launch: Launch) -> Handle:
+        import docker
+
+        spec = launch.spec
+        if spec.image is None:
+            raise InvalidInput(f"job {spec.id}: the docker executor runs images; it names wasm")
+        image = self._image(spec.image)
+        opts = hardened_options(launch)
+        with contextlib.suppress(docker.errors.NotFound, OperationFailed):
+            # A leftover of this very attempt (fogctl died between create and record).
+            self._api(self.client.api.remove_container, opts["name"], force=True)
+        try:
+            container = self._api(self.client.containers.run, image.id, **opts)
+        except OperationFailed as exc:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(opts["name"], force=True)
+            raise OperationFailed(f"job {spec.id}: container did not start: {exc}") from None
+        return Handle(self.name, container.id, launch.run_id, time.time(), launch.deadline)
+
+    def _inspect(self, ref: str) -> dict[str, Any] | None:
+        import docker
+
+        try:
+            info: dict[str, Any] = self._api(self.client.api.inspect_container, ref)
+        except docker.errors.NotFound:
+            return None
+        return info
+
+    def _exit(self, ref: str, info: dict[str, Any]) -> Exit:
+        st = info.get("State", {})
+        code = int(st.get("ExitCode", -1))
+        finished = _ts(st.get("FinishedAt"))
+        oom = bool(st.get("OOMKilled"))
+        limit = info.get("HostConfig", {}).get("Memory") or 0
+        if ref in self._deadline:
+            return Exit("deadline", code, "activeDeadlineSeconds exceeded; killed", finished)
+        if ref in self._stopped and code != 85:
+            return Exit("stopped", code, f"stopped (exit {code})", finished)
+        if oom and code != 0:
+            return Exit("oom", code, f"out of memory (limit {limit} bytes)", finished)
+        if oom:
+            return Exit.from_code(
+                0,
+                detail="a process in the job was OOM-killed; the main process exited 0",
+                finished=finished,
+            )
+        if code == 137:
+            return Exit("exit-code", code, "killed by SIGKILL (137)", finished)
+        if st.get("Error"):
+            return Exit("error", code, str(st["Error"])[:300], finished)
+        return Exit.from_code(code, finished=finished)
+
+    def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
+        import requests
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self._inspect(handle.ref)
+            if info is None:
+                return Exit("lost", None, "the container is gone")
+            st = info.get("State", {})
+            if not st.get("Running") and st.get("Status") in ("exited", "dead"):
+                return self._exit(handle.ref, info)
+            now = time.time()
+            if handle.deadline is not None and now >= handle.deadline:
+                self._deadline.add(handle.ref)
+                self._kill(handle.ref, "SIGKILL")
+                self._wait_exit(handle.ref, 10.0)
+                info = self._inspect(handle.ref) or {}
+                return self._exit(handle.ref, info)
+            step = 5.0
+            if handle.deadline is not None:
+                step = min(step, handle.deadline - now)
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                step = min(step, left)
+            step = max(step, 0.01)
+            with contextlib.suppress(
+                requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError
+            ):
+                self.client.api.wait(handle.ref, timeout=step)
+
+    def _wait_exit(self, ref: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            info = self._inspect(ref)
+            if info is None or not info.get("State", {}).get("Running"):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _kill(self, ref: str, signal: str) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.NotFound, OperationFailed):
+            self._api(self.client.api.kill, ref, signal=signal)
+
+    def stop(self, handle: Handle, signal: str = "SIGTERM", grace: float = 10.0) -> None:
+        self._stopped.add(handle.ref)
+        self._kill(handle.ref, signal)
+        if not self._wait_exit(handle.ref, grace):
+            self._kill(handle.ref, "SIGKILL")
+            self._wait_exit(handle.ref, 10.0)
+
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[bytes]:
+        import docker
+
+        try:
+            stream = self._api(
+                self.client.api.logs,
+                handle.ref,
+                stream=True,
+                follow=follow,
+                stdout=True,
+                stderr=True,
+            )
+        except docker.errors.NotFound:
+            return
+        yield from stream
+
+    def remove(self, handle: Handle) -> None:
+        import docker
+
+        with contextlib.suppress(docker.errors.NotFound, OperationFailed):
+            self._api(self.client.api.remove_container, handle.ref, force=True)
+        self._stopped.discard(handle.ref)
+        self._deadline.discard(handle.ref)
+
+    def find(self, labels: Mapping[str, str]) -> list[Running]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()] or [f"{LABEL_MANAGED}=1"]}
+        out: list[Running] = []
+        for c in self._api(self.client.containers.list, all=True, filters=filters):
+            lab = c.labels or {}
+            started = _ts(c.attrs.get("State", {}).get("StartedAt")) or 0.0
+            out.append(
+                Running(
+                    Handle(self.name, c.id, lab.get(LABEL_RUN, ""), started),
+                    lab.get(LABEL_JOB, ""),
+                    c.status == "running",
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
