@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {Governor} from "@openzeppelin/contracts/governance/Governor.sol";
 import {GovernorCountingSimple} from "@openzeppelin/contracts/governance/extensions/GovernorCountingSimple.sol";
+import {GovernorStorage} from "@openzeppelin/contracts/governance/extensions/GovernorStorage.sol";
 import {GovernorSettings} from "@openzeppelin/contracts/governance/extensions/GovernorSettings.sol";
 import {GovernorTimelockControl} from "@openzeppelin/contracts/governance/extensions/GovernorTimelockControl.sol";
 import {GovernorVotes} from "@openzeppelin/contracts/governance/extensions/GovernorVotes.sol";
@@ -13,18 +14,26 @@ import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
 /// @title The fog network's DAO
 /// @notice Token-weighted governance over FogToken votes: a proposal needs the proposal
 /// threshold of delegated votes (set to 1% of supply at deployment), passes with more
-/// for than against votes once 20% of the supply has voted for or abstained, and runs
+/// for than against votes once 20% of the supply has voted for or abstained,
+/// refuses votes without voting power (the usual cause: no delegation), and runs
 /// through the TimelockController after its delay. The timelock owns the token's
 /// minting and the staking contract's parameters.
+/// Proposals are enumerable on chain (GovernorStorage), so clients can list them and
+/// queue or execute them by id.
 /// @dev Delay and period are seconds: the token's clock is the block timestamp.
 contract FogGovernor is
     Governor,
     GovernorSettings,
+    GovernorStorage,
     GovernorCountingSimple,
     GovernorVotes,
     GovernorVotesQuorumFraction,
     GovernorTimelockControl
 {
+    /// @notice Raised when an account with no voting power at the snapshot tries to vote:
+    /// usually it has not delegated (to itself or another) before the proposal started.
+    error FogGovernorNoVotingPower(address voter, uint256 timepoint);
+
     constructor(
         IVotes token,
         TimelockController timelock,
@@ -67,6 +76,29 @@ contract FogGovernor is
         returns (bool)
     {
         return super.proposalNeedsQueuing(proposalId);
+    }
+
+    /// @dev A zero-weight vote would count for nothing and hide the mistake: refuse it.
+    function _castVote(uint256 proposalId, address account, uint8 support, string memory reason, bytes memory params)
+        internal
+        override
+        returns (uint256)
+    {
+        uint256 timepoint = proposalSnapshot(proposalId);
+        if (state(proposalId) == ProposalState.Active && _getVotes(account, timepoint, params) == 0) {
+            revert FogGovernorNoVotingPower(account, timepoint);
+        }
+        return super._castVote(proposalId, account, support, reason, params);
+    }
+
+    function _propose(
+        address[] memory targets,
+        uint256[] memory values,
+        bytes[] memory calldatas,
+        string memory description,
+        address proposer
+    ) internal override(Governor, GovernorStorage) returns (uint256) {
+        return super._propose(targets, values, calldatas, description, proposer);
     }
 
     function _queueOperations(
