@@ -113,3 +113,55 @@ class KeyRing:
     def close(self) -> None:
         for k in self._live.values():
             k.guard.close()
+
+
+class Signer:
+    """An Ed25519 signing identity for descriptors (the node identity or a per-mix key)."""
+
+    def __init__(self, seed: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        self._key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        from cryptography.hazmat.primitives import serialization
+
+        self.public = self._key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def node_id(self) -> str:
+        from fogctl.state.identity import node_id_for
+
+        return node_id_for(self.public)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+    def __repr__(self) -> str:
+        return f"Signer(node_id={self.node_id!r})"
+
+
+def load_signer(
+    keys_dir: Path, name: str | None, rng: Callable[[int], bytes] = os.urandom
+) -> Signer:
+    """The per-mix key ``keys/mix-<name>.ed25519`` (created 0600 if missing)."""
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = keys_dir / f"mix-{name}.ed25519"
+    create_exclusive(path, rng(32), mode=0o600)
+    seed = path.read_bytes()
+    if len(seed) != 32:
+        from fogctl.errors import StateError
+
+        raise StateError(f"{path}: not a 32-byte Ed25519 seed")
+    return Signer(seed)
+
+
+def identity_signer(identity: object) -> Signer:
+    """A Signer over the state's node identity (``State().identity()``)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = identity.signing_key  # type: ignore[attr-defined]
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return Signer(seed)
