@@ -153,3 +153,109 @@ def announce(bootstrap: Bootstrap = None) -> None:
 def providers(bootstrap: Bootstrap = None) -> None:
     """Print node records of the providers found in the DHT (each signed by itself)."""
     output.emit(_call("providers", {}, bootstrap))
+
+
+@app.command(
+    epilog=examples(
+        "fogctl dht pub jobs < msgs.jsonl",
+        'echo \'{"job":"j1"}\' | fogctl dht pub jobs -',
+    )
+)
+@output.with_output
+def pub(
+    topic: Annotated[str, typer.Argument(help="Topic name.")],
+    source: Annotated[
+        str, typer.Argument(help="File of messages, one per line, or - for stdin.")
+    ] = "-",
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Publish each line of SOURCE as a signed message on TOPIC (GossipSub-style).
+
+    Prints a dht_message record per message sent. Each message is at most 4096 bytes.
+    """
+    import sys
+
+    from fogctl.dht.service import publish
+    from fogctl.errors import InvalidInput
+
+    try:
+        if source == "-":
+            lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        else:
+            with open(source, encoding="utf-8") as fh:
+                lines = [line.rstrip("\n") for line in fh if line.strip()]
+    except OSError as exc:
+        raise InvalidInput(f"{source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{source}: not valid UTF-8") from None
+    if not lines:
+        raise InvalidInput(f"{source}: no messages to publish")
+    state = current_state().require()
+    output.emit(publish(state, topic, lines, bootstrap))
+
+
+@app.command(
+    epilog=examples(
+        "fogctl dht sub jobs",
+        "fogctl dht sub jobs --count 1 --json | jq -r .data",
+    )
+)
+@output.with_output
+def sub(
+    topic: Annotated[str, typer.Argument(help="Topic name.")],
+    count: Annotated[
+        int, typer.Option(help="Exit after this many messages (0: run until Ctrl-C).")
+    ] = 0,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Print each message published on TOPIC as a dht_message record, as it arrives.
+
+    Uses the serving node when there is one, else joins the network for as long as
+    it runs.
+    """
+    from fogctl.dht.service import subscribe
+
+    if count < 0:
+        raise typer.BadParameter("must be 0 or more", param_hint="--count")
+    state = current_state().require()
+    subscribe(
+        state,
+        topic,
+        output.write_json_line if output.current().json_lines else _row,
+        count=count,
+        bootstrap=bootstrap,
+    )
+
+
+def _row(rec: dict[str, Any]) -> None:
+    output.emit([rec])
+
+
+@app.command(
+    epilog=examples(
+        "fogctl dht nat --stun HOST:3478",
+        "fogctl dht nat --stun HOST:3478 --stun HOST2:3478 --json | jq -r .nat",
+    )
+)
+@output.with_output
+def nat(
+    stun: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stun",
+            help="STUN server IP:PORT (repeatable; two servers at different addresses tell "
+            "endpoint-independent from symmetric NAT; default: dht.stun).",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Local UDP port to probe from (0: any).")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait per request.")] = 2.0,
+) -> None:
+    """Report reachability: public, or behind a NAT (and which kind), with the reflexive address.
+
+    Sends RFC 5389 Binding requests from one socket to each STUN server and compares
+    the mapped addresses with the local one.
+    """
+    from fogctl.dht.stun import probe
+
+    state = current_state().require()
+    output.emit_one(probe(state, stun or [], port=port, timeout=timeout))

@@ -86,6 +86,7 @@ class FogServer(Server):  # type: ignore[misc]
         stall: float = 0.25,
         quorum: int = 3,
         client: bool = False,
+        persist: bool = True,
         refresh_interval: float = REFRESH,
         republish_interval: float = REPUBLISH,
         request_rate: float = 200.0,
@@ -96,12 +97,13 @@ class FogServer(Server):  # type: ignore[misc]
         self.db = db
         if db is not None:
             db.migrate("dht", MIGRATIONS)
-        storage = ValueStorage(None if client else db, clock=clock)
+        storage = ValueStorage(db if persist and not client else None, clock=clock)
         super().__init__(ksize, alpha, bytes.fromhex(identity.node_id), storage)
         self.rpc_timeout = rpc_timeout
         self.stall = stall
         self.quorum = quorum
         self.client = client
+        self.persist = persist and not client
         self.refresh_interval = refresh_interval
         self.republish_interval = republish_interval
         self.request_rate = request_rate
@@ -110,7 +112,7 @@ class FogServer(Server):  # type: ignore[misc]
         self.on_notify: Callable[[Node, str, tuple[Any, ...]], None] | None = None
         self.own: dict[bytes, tuple[str, bytes, int]] = {}  # dkey -> (name, value, seq)
         self._tasks: set[asyncio.Task[Any]] = set()
-        if db is not None and not client:
+        if db is not None and self.persist:
             for row in db.query("SELECT dkey, name, value, seq FROM dht_own"):
                 self.own[bytes(row["dkey"])] = (row["name"], bytes(row["value"]), row["seq"])
 
@@ -210,7 +212,7 @@ class FogServer(Server):  # type: ignore[misc]
 
     def save_contacts(self) -> int:
         """Persist the verified routing table (plain rows; no pickle)."""
-        if self.db is None or self.protocol is None or self.client:
+        if self.db is None or self.protocol is None or not self.persist:
             return 0
         contacts = self.protocol.contacts()
         now = self.clock()
@@ -282,7 +284,7 @@ class FogServer(Server):  # type: ignore[misc]
         if seq is None:
             seq = max(int(self.clock() * 1000), prev[2] + 1 if prev else 0)
         self.own[target] = (key, value, seq)
-        if self.db is not None and not self.client:
+        if self.db is not None and self.persist:
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO dht_own(dkey, name, value, seq) VALUES (?, ?, ?, ?) "

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,20 +229,7 @@ def call(
 
 
 def _via_socket(path: Path, op: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(60)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"op": op, **params}).encode() + b"\n")
-        stream = sock.makefile("r", encoding="utf-8")
-        out: list[dict[str, Any]] = []
-        for line in stream:
-            msg = json.loads(line)
-            if "error" in msg:
-                raise _error(msg["error"])
-            if msg.get("done"):
-                return out
-            out.append(msg["record"])
-    raise ServiceUnavailable(f"{path}: the serving node closed the connection")
+    return list(_socket_lines(path, {"op": op, **params}))
 
 
 def _error(err: dict[str, Any]) -> FogError:
@@ -257,7 +244,7 @@ async def joined(
     state: State, addrs: list[tuple[str, int]], *, client: bool = True
 ) -> AsyncIterator[FogServer]:
     """A temporary node joined to the network through saved contacts and ``addrs``."""
-    server = FogServer(state.identity(), db=state.db, client=client)
+    server = FogServer(state.identity(), db=state.db, client=client, persist=False)
     host = str(state.config.get("dht.host", "0.0.0.0"))
     await server.listen(0, host)
     try:
@@ -306,6 +293,7 @@ async def serve(
     addrs = bootstrap_addrs(state, bootstrap or [])
     ident = state.identity()
     server = FogServer(ident, db=state.db)
+    pubsub = None
     try:
         await server.listen(port, host)
     except OSError as exc:
@@ -318,8 +306,12 @@ async def serve(
     path = state.root / SOCKET
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    from fogctl.dht.pubsub import PubSub
+
+    pubsub = PubSub(server)
+    pubsub.start()
     control = await asyncio.start_unix_server(
-        lambda r, w: _control(state, server, r, w), path=str(path)
+        lambda r, w: _control(state, server, pubsub, r, w), path=str(path)
     )
     os.chmod(path, 0o600)
     saver: asyncio.Task[None] | None = None
@@ -342,6 +334,7 @@ async def serve(
     finally:
         if saver is not None:
             saver.cancel()
+        pubsub.stop()
         control.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -360,7 +353,11 @@ async def _save_regularly(server: FogServer, every: float = 300.0) -> None:
 
 
 async def _control(
-    state: State, server: FogServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    state: State,
+    server: FogServer,
+    pubsub: Any,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
 ) -> None:
     try:
         line = await reader.readline()
@@ -369,12 +366,16 @@ async def _control(
             if not isinstance(req, dict) or not isinstance(req.get("op"), str):
                 raise InvalidInput("control request is not {op: ...}")
             op = req.pop("op")
-            if op not in OPS and op != "announce_self":
+            if op == "sub":
+                await _stream_sub(pubsub, str(req["topic"]), int(req.get("count", 0)), writer)
+                return
+            if op == "pub":
+                records = await _publish_lines(pubsub, str(req["topic"]), list(req["lines"]), 0.0)
+            elif op not in OPS and op != "announce_self":
                 raise InvalidInput(f"unknown dht operation {op!r}")
-            if op == "announce":
-                op = "announce_self"
-            records = await _dispatch(state, server, op, req)
-        except (ValueError, TypeError) as exc:
+            else:
+                records = await _dispatch(state, server, op, req)
+        except (ValueError, TypeError, KeyError) as exc:
             writer.write(_line({"error": {"code": "invalid", "message": str(exc)}}))
         except FogError as exc:
             writer.write(_line({"error": {"code": exc.code, "message": exc.message}}))
@@ -391,3 +392,147 @@ async def _control(
 
 def _line(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+# -- pub/sub ---------------------------------------------------------------------------------
+
+
+def _message_record(msg: Any) -> dict[str, Any]:
+    from fogctl.dht.records import DhtMessageRecord
+    from fogctl.state.identity import node_id_for
+
+    try:
+        data = msg.data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = msg.data.hex()
+    return DhtMessageRecord(
+        topic=msg.topic,
+        data=data,
+        source=node_id_for(msg.source),
+        seqno=msg.seqno,
+        id=msg.id.hex(),
+    ).to_dict()
+
+
+async def _publish_lines(
+    pubsub: Any, topic: str, lines: list[str], wait_peers: float
+) -> list[dict[str, Any]]:
+    from fogctl.dht.gossip import MAX_DATA, MalformedFrame
+
+    out = []
+    for i, text in enumerate(lines):
+        data = text.encode("utf-8")
+        if len(data) > MAX_DATA:
+            raise InvalidInput(f"message {i + 1} is {len(data)} bytes; the limit is {MAX_DATA}")
+        try:
+            msg = await pubsub.publish(topic, data, wait_peers=wait_peers if i == 0 else 0.0)
+        except MalformedFrame as exc:
+            raise InvalidInput(str(exc)) from None
+        out.append(_message_record(msg))
+    await asyncio.sleep(0.05)  # let the datagrams leave before a brief node closes
+    return out
+
+
+async def _stream_sub(pubsub: Any, topic: str, count: int, writer: asyncio.StreamWriter) -> None:
+    queue = await pubsub.subscribe(topic)
+    try:
+        n = 0
+        while count <= 0 or n < count:
+            msg = await queue.get()
+            writer.write(_line({"record": _message_record(msg)}))
+            await writer.drain()
+            n += 1
+        writer.write(_line({"done": True}))
+        await writer.drain()
+    except (ConnectionError, BrokenPipeError):
+        pass
+    finally:
+        pubsub.unsubscribe(topic, queue)
+
+
+def publish(
+    state: State, topic: str, lines: list[str], bootstrap: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Publish each line as a message on ``topic`` (through the serving node if any)."""
+    from fogctl.dht.gossip import MAX_TOPIC
+
+    if not 0 < len(topic) <= MAX_TOPIC:
+        raise InvalidInput(f"topic must be 1-{MAX_TOPIC} characters")
+    path = state.root / SOCKET
+    if path.exists() and not bootstrap:
+        try:
+            return list(_socket_lines(path, {"op": "pub", "topic": topic, "lines": lines}))
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass
+    addrs = bootstrap_addrs(state, bootstrap or [])
+
+    async def run() -> list[dict[str, Any]]:
+        from fogctl.dht.pubsub import PubSub
+
+        async with joined(state, addrs, client=False) as server:
+            pubsub = PubSub(server, heartbeat=0.2)
+            pubsub.start()
+            try:
+                return await _publish_lines(pubsub, topic, lines, wait_peers=3.0)
+            finally:
+                pubsub.stop()
+
+    return asyncio.run(run())
+
+
+def subscribe(
+    state: State,
+    topic: str,
+    on_record: Callable[[dict[str, Any]], None],
+    *,
+    count: int = 0,
+    bootstrap: list[str] | None = None,
+) -> None:
+    """Call ``on_record`` for each message on ``topic`` (``count`` > 0: stop after that many)."""
+    from fogctl.dht.gossip import MAX_TOPIC
+
+    if not 0 < len(topic) <= MAX_TOPIC:
+        raise InvalidInput(f"topic must be 1-{MAX_TOPIC} characters")
+    path = state.root / SOCKET
+    if path.exists() and not bootstrap:
+        try:
+            for rec in _socket_lines(path, {"op": "sub", "topic": topic, "count": count}, None):
+                on_record(rec)
+            return
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass
+    addrs = bootstrap_addrs(state, bootstrap or [])
+
+    async def run() -> None:
+        from fogctl.dht.pubsub import PubSub
+
+        async with joined(state, addrs, client=False) as server:
+            pubsub = PubSub(server, heartbeat=0.5)
+            pubsub.start()
+            try:
+                queue = await pubsub.subscribe(topic)
+                n = 0
+                while count <= 0 or n < count:
+                    on_record(_message_record(await queue.get()))
+                    n += 1
+            finally:
+                pubsub.stop()
+
+    asyncio.run(run())
+
+
+def _socket_lines(
+    path: Path, request: dict[str, Any], timeout: float | None = 60.0
+) -> Iterator[dict[str, Any]]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        for line in sock.makefile("r", encoding="utf-8"):
+            msg = json.loads(line)
+            if "error" in msg:
+                raise _error(msg["error"])
+            if msg.get("done"):
+                return
+            yield msg["record"]
+    raise ServiceUnavailable(f"{path}: the serving node closed the connection")
