@@ -353,8 +353,8 @@ def split(
     ),
 ) -> None:
     """Split an index-range job into N chunk jobs NAME-0 .. NAME-(N-1), one file each."""
-    from fogctl.harvest.split import parse_range
-    from fogctl.harvest.split import split as do_split
+    from fogctl.harvest.partition import parse_range
+    from fogctl.harvest.partition import split as do_split
 
     rng = parse_range(index_range) if index_range else None
     output.emit(do_split(job, chunks, out, rng))
@@ -374,7 +374,7 @@ def merge(
     ] = None,
 ) -> None:
     """Gather the finished chunks of a split job: results in index order, outputs joined."""
-    from fogctl.harvest.split import merge as do_merge
+    from fogctl.harvest.partition import merge as do_merge
 
     output.emit_one(do_merge(current_state(), name, out))
 

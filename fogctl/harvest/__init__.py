@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fogctl.harvest.cycle import run_cycle, run_loop
     from fogctl.harvest.engine import load_policy, policy_record, set_policy, status
-    from fogctl.harvest.split import merge, split
+    from fogctl.harvest.partition import merge, split
     from fogctl.harvest.timers import install, uninstall
     from fogctl.state import State
 
@@ -45,8 +45,8 @@ _LAZY = {
     "policy_record": "fogctl.harvest.engine",
     "set_policy": "fogctl.harvest.engine",
     "status": "fogctl.harvest.engine",
-    "merge": "fogctl.harvest.split",
-    "split": "fogctl.harvest.split",
+    "merge": "fogctl.harvest.partition",
+    "split": "fogctl.harvest.partition",
     "install": "fogctl.harvest.timers",
     "uninstall": "fogctl.harvest.timers",
 }

@@ -10,6 +10,7 @@ CPU seconds are estimated as cap x wall time (an upper bound: containers are cap
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,9 @@ def run_docker(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskO
     work.mkdir(exist_ok=True)
     ckdir = wd / "checkpoint"
     ckdir.mkdir(exist_ok=True)
+    # the container runs as nobody (65534): its two bind mounts must be writable for it
+    os.chmod(work, 0o777)
+    os.chmod(ckdir, 0o777)
     import psutil
 
     cpu = policy.cpu_limit / 100 * policy.max_cpus
