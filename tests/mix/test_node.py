@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from collections.abc import Callable
@@ -185,7 +186,7 @@ def test_departures_look_the_same_with_and_without_real_messages() -> None:
             c.handle_timer(t)
             c.datagrams_to_send(t)
         d = c.departures
-        return [b - a for a, b in zip(d, d[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(d)]
 
     quiet, busy = departures(False, 11), departures(True, 12)
     _, p = ks_2samp(quiet, busy)

@@ -1,0 +1,459 @@
+"""The asyncio adapter: feeds UDP datagrams and TCP requests to the sans-IO cores.
+
+Mixes exchange packets as UDP datagrams (one 2,432-byte packet each). A node also
+listens on TCP on the same port for requests, framed as ``op (1) | length (4, BE) |
+body``; answers are ``0x80`` (ok) or ``0x81`` (error, UTF-8 message):
+
+====  ==========  ==========================================================
+op    name        body -> answer
+====  ==========  ==========================================================
+1     SUBMIT      one packet from a client (its provider is the first hop) -> ok
+2     PULL        client X25519 key (32) | time (8, float) | tag (32) -> entries
+3     DIRECTORY   empty -> JSON Lines of every signed descriptor known
+4     PUBLISH     one JSON descriptor -> ok if it verifies
+5     STATS       empty -> the node's counters as JSON
+====  ==========  ==========================================================
+
+PULL proves key ownership: ``tag = HMAC-SHA256(X25519(client key, provider epoch key),
+"fogctl-mix-pull" || time)``, within 5 minutes of the provider's clock. Entries are
+``count (4) | (identifier (16) | payload (2048))*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from fogctl.errors import InvalidInput, OperationFailed, Refused, ServiceUnavailable
+from fogctl.mix import sphinx
+from fogctl.mix.directory import Topology, verify_descriptor
+from fogctl.mix.node import MixClient, MixNode
+from fogctl.mix.primitives import ct_equal, hmac_sha256, x25519
+from fogctl.mix.records import MixDescriptor
+
+__all__ = [
+    "ClientService",
+    "DirectoryStore",
+    "NodeService",
+    "fetch_directory",
+    "publish_descriptor",
+    "pull",
+    "request",
+    "submit",
+]
+
+log = logging.getLogger("fogctl.mix")
+
+OP_SUBMIT, OP_PULL, OP_DIRECTORY, OP_PUBLISH, OP_STATS = 1, 2, 3, 4, 5
+OK, ERR = 0x80, 0x81
+_FRAME = struct.Struct(">BI")
+MAX_FRAME = 32 * 1024 * 1024
+PULL_SKEW = 300.0
+_ENTRY = 16 + sphinx.PAYLOAD_SIZE
+
+
+def split_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"not HOST:PORT: {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def pull_tag(shared: bytes, ts: float) -> bytes:
+    return hmac_sha256(shared, b"fogctl-mix-pull" + struct.pack(">d", ts))
+
+
+class DirectoryStore:
+    """Verified descriptors a node knows (its own included), optionally saved to a file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.by_id: dict[str, MixDescriptor] = {}
+
+    def add(self, desc: MixDescriptor, now: float) -> bool:
+        verify_descriptor(desc, now)
+        old = self.by_id.get(desc.id)
+        if old is not None and (old.epoch, old.expires) >= (desc.epoch, desc.expires):
+            return False
+        self.by_id[desc.id] = desc
+        return True
+
+    def add_many(self, descs: Iterable[MixDescriptor], now: float) -> int:
+        n = 0
+        for d in descs:
+            with contextlib.suppress(Refused):
+                n += self.add(d, now)
+        return n
+
+    def topology(self, now: float) -> Topology:
+        return Topology(self.by_id.values(), now)
+
+    def jsonl(self) -> bytes:
+        from fogctl.records import to_json_line
+
+        return "".join(to_json_line(d) + "\n" for d in self.by_id.values()).encode()
+
+    def save(self) -> None:
+        if self.path is not None:
+            from fogctl.state.atomic import write_atomic
+
+            write_atomic(self.path, self.jsonl(), mode=0o644)
+
+
+def parse_descriptors(data: bytes) -> list[MixDescriptor]:
+    from fogctl.records import record_from_dict
+
+    out = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = record_from_dict(json.loads(line))
+        except (ValueError, InvalidInput):
+            continue
+        if isinstance(rec, MixDescriptor):
+            out.append(rec)
+    return out
+
+
+# -- framing -------------------------------------------------------------------------
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readexactly(_FRAME.size)
+    op, n = _FRAME.unpack(head)
+    if n > MAX_FRAME:
+        raise OperationFailed("frame too large")
+    return op, await reader.readexactly(n)
+
+
+def _frame(op: int, body: bytes) -> bytes:
+    return _FRAME.pack(op, len(body)) + body
+
+
+class _Conn:
+    """One TCP connection to a node, requests serialised."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._lock = asyncio.Lock()
+
+    async def call(self, op: int, body: bytes) -> bytes:
+        async with self._lock:
+            try:
+                if self._rw is None:
+                    self._rw = await asyncio.wait_for(
+                        asyncio.open_connection(self.host, self.port), self.timeout
+                    )
+                reader, writer = self._rw
+                writer.write(_frame(op, body))
+                await writer.drain()
+                rop, data = await asyncio.wait_for(_read_frame(reader), self.timeout)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                await self.close()
+                raise ServiceUnavailable(
+                    f"mix node {self.host}:{self.port} unreachable: {exc or type(exc).__name__}"
+                ) from None
+        if rop == ERR:
+            raise Refused(f"mix node {self.host}:{self.port}: {data.decode('utf-8', 'replace')}")
+        return data
+
+    async def close(self) -> None:
+        if self._rw is not None:
+            _, writer = self._rw
+            self._rw = None
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+async def request(host: str, port: int, op: int, body: bytes = b"", timeout: float = 10.0) -> bytes:
+    conn = _Conn(host, port, timeout)
+    try:
+        return await conn.call(op, body)
+    finally:
+        await conn.close()
+
+
+async def fetch_directory(host: str, port: int, timeout: float = 10.0) -> list[MixDescriptor]:
+    return parse_descriptors(await request(host, port, OP_DIRECTORY, b"", timeout))
+
+
+async def publish_descriptor(host: str, port: int, desc: MixDescriptor) -> None:
+    from fogctl.records import to_json_line
+
+    await request(host, port, OP_PUBLISH, to_json_line(desc).encode())
+
+
+async def submit(host: str, port: int, packets: Iterable[bytes]) -> int:
+    conn = _Conn(host, port, 10.0)
+    n = 0
+    try:
+        for p in packets:
+            await conn.call(OP_SUBMIT, p)
+            n += 1
+    finally:
+        await conn.close()
+    return n
+
+
+def pull_request(secret: bytes, client_public: bytes, provider_key: bytes, now: float) -> bytes:
+    tag = pull_tag(x25519(secret, provider_key), now)
+    return client_public + struct.pack(">d", now) + tag
+
+
+def parse_entries(data: bytes) -> list[tuple[bytes, bytes]]:
+    if len(data) < 4:
+        raise OperationFailed("bad PULL answer")
+    (n,) = struct.unpack_from(">I", data)
+    if len(data) != 4 + n * _ENTRY:
+        raise OperationFailed("bad PULL answer length")
+    return [
+        (data[4 + i * _ENTRY : 20 + i * _ENTRY], data[20 + i * _ENTRY : 4 + (i + 1) * _ENTRY])
+        for i in range(n)
+    ]
+
+
+async def pull(
+    host: str, port: int, secret: bytes, client_public: bytes, provider_key: bytes
+) -> list[tuple[bytes, bytes]]:
+    body = pull_request(secret, client_public, provider_key, time.time())
+    return parse_entries(await request(host, port, OP_PULL, body))
+
+
+# -- node service --------------------------------------------------------------------
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, service: NodeService) -> None:
+        self.service = service
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.service.on_packet(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self.service.core.counters["udp_errors"] += 1
+
+
+class NodeService:
+    """Runs one :class:`MixNode` on a UDP port (packets) and the same TCP port (requests)."""
+
+    def __init__(
+        self,
+        core: MixNode,
+        directory: DirectoryStore,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        live_keys: Callable[[float], list[bytes]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.core, self.directory = core, directory
+        self.host, self.port = host, port
+        self.clock = clock
+        self._live_keys = live_keys
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.base_events.Server | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._addr: dict[bytes, tuple[str, int]] = {}
+        self.on_tick: Callable[[float], None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(self), local_addr=(self.host, self.port)
+                )
+            except OSError as exc:
+                raise ServiceUnavailable(
+                    f"cannot bind UDP {self.host}:{self.port}: {exc}"
+                ) from None
+            port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
+            except OSError:
+                transport.close()
+                if self.port:
+                    raise ServiceUnavailable(f"cannot bind TCP {self.host}:{port}") from None
+                continue
+            self._udp, self.port = transport, port
+            break
+        else:
+            raise ServiceUnavailable("no free port for UDP and TCP together")
+        self.refresh_routes()
+        self._task = asyncio.create_task(self._ticker())
+
+    def refresh_routes(self) -> None:
+        now = self.clock()
+        topo = self.directory.topology(now)
+        self.core.topology = topo
+        self._addr = {}
+        for d in topo.by_id.values():
+            with contextlib.suppress(InvalidInput):
+                self._addr[bytes.fromhex(d.id)] = split_hostport(d.address)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._tcp:
+            self._tcp.close()
+        if self._udp:
+            self._udp.close()
+
+    def on_packet(self, data: bytes) -> None:
+        self.core.receive(data, self.clock())
+        self._wake.set()
+
+    async def _ticker(self) -> None:
+        while True:
+            now = self.clock()
+            self.core.handle_timer(now)
+            for dest, pkt in self.core.datagrams_to_send(now):
+                addr = self._addr.get(dest)
+                if addr is None or self._udp is None:
+                    self.core.counters["dropped_unroutable"] += 1
+                    continue
+                self._udp.sendto(pkt, addr)
+            if self.on_tick is not None:
+                self.on_tick(now)
+            t = self.core.get_timer()
+            wait = 1.0 if t is None else min(1.0, max(0.0, t - self.clock()))
+            self._wake.clear()
+            if wait > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            else:
+                await asyncio.sleep(0)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    op, body = await _read_frame(reader)
+                except (asyncio.IncompleteReadError, ConnectionError, OperationFailed):
+                    return
+                try:
+                    answer = self._handle(op, body)
+                    writer.write(_frame(OK, answer))
+                except (Refused, InvalidInput, OperationFailed) as exc:
+                    writer.write(_frame(ERR, str(exc).encode()))
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def _handle(self, op: int, body: bytes) -> bytes:
+        now = self.clock()
+        if op == OP_SUBMIT:
+            if self.core.role != "provider":
+                raise Refused("not a provider")
+            self.core.receive(body, now)
+            self._wake.set()
+            return b""
+        if op == OP_PULL:
+            return self._pull(body, now)
+        if op == OP_DIRECTORY:
+            return self.directory.jsonl()
+        if op == OP_PUBLISH:
+            descs = parse_descriptors(body)
+            if len(descs) != 1:
+                raise InvalidInput("PUBLISH takes one descriptor")
+            added = self.directory.add(descs[0], now)
+            if added:
+                self.directory.save()
+                self.refresh_routes()
+            return b""
+        if op == OP_STATS:
+            return json.dumps(dict(self.core.counters)).encode()
+        raise InvalidInput(f"unknown op {op}")
+
+    def _pull(self, body: bytes, now: float) -> bytes:
+        if self.core.role != "provider" or self._live_keys is None:
+            raise Refused("not a provider")
+        if len(body) != 72:
+            raise InvalidInput("bad PULL request")
+        pub, (ts,), tag = body[:32], struct.unpack(">d", body[32:40]), body[40:]
+        if not abs(now - ts) <= PULL_SKEW:
+            raise Refused("PULL time is too far from the provider's clock")
+        for sk in self._live_keys(now):
+            try:
+                shared = x25519(sk, pub)
+            except ValueError:
+                break
+            if ct_equal(pull_tag(shared, ts), tag):
+                from fogctl.mix.node import client_address_bytes
+
+                entries = self.core.pull(client_address_bytes(pub))
+                self.core.counters["pulled"] += len(entries)
+                return struct.pack(">I", len(entries)) + b"".join(i + p for i, p in entries)
+        self.core.counters["pull_refused"] += 1
+        raise Refused("PULL authentication failed")
+
+
+class ClientService:
+    """Runs a :class:`MixClient`: its cover streams, submission and pulling."""
+
+    def __init__(
+        self,
+        core: MixClient,
+        secret: bytes,
+        provider: MixDescriptor,
+        *,
+        poll: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.core, self._secret, self.provider = core, secret, provider
+        self.poll, self.clock = poll, clock
+        host, port = split_hostport(provider.address)
+        self._conn = _Conn(host, port, 10.0)
+        self.events: list[object] = []
+        self.entries_seen = 0
+
+    async def step(self) -> None:
+        now = self.clock()
+        self.events += self.core.handle_timer(now)
+        for pkt in self.core.datagrams_to_send(now):
+            await self._conn.call(OP_SUBMIT, pkt)
+
+    async def pull_once(self) -> list[object]:
+        now = self.clock()
+        body = pull_request(
+            self._secret, self.core.address.public_key, bytes.fromhex(self.provider.public_key), now
+        )
+        entries = parse_entries(await self._conn.call(OP_PULL, body))
+        self.entries_seen += len(entries)
+        new: list[object] = []
+        for ident, payload in entries:
+            new += self.core.receive(ident, payload, self.clock())
+        self.events += new
+        return new
+
+    async def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Drive the client until ``done()`` or ``timeout`` seconds; True if done."""
+        deadline = self.clock() + timeout
+        next_pull = 0.0
+        while self.clock() < deadline:
+            await self.step()
+            if self.clock() >= next_pull:
+                await self.pull_once()
+                next_pull = self.clock() + self.poll
+            await self.step()
+            if done():
+                return True
+            t = self.core.get_timer()
+            wake = min(x for x in (t, next_pull, deadline) if x is not None)
+            await asyncio.sleep(max(0.0, min(0.05, wake - self.clock())))
+        return done()
+
+    async def close(self) -> None:
+        await self._conn.close()
