@@ -12,6 +12,7 @@ from typing import Any
 from fogctl.records import Record, record
 
 __all__ = [
+    "AccountRecord",
     "ChainRecord",
     "DeploymentRecord",
     "ProposalRecord",
@@ -38,6 +39,14 @@ class TxRecord(Record):
     to: str | None = None
     reason: str | None = None
     details: dict[str, Any] | None = None
+
+
+@record("chain-account")
+class AccountRecord(Record):
+    """The account that signs: its address and where the key comes from (never the key)."""
+
+    address: str
+    source: str
 
 
 @record("chain")

@@ -268,7 +268,7 @@ def translate(exc: BaseException, *, rpc_url: str = "", action: str = "") -> Fog
 
 def _short(exc: BaseException) -> str:
     text = str(exc) or exc.__class__.__name__
-    m = re.search(r"\[Errno \d+\] ([^')\]]+)", text)
+    m = re.search(r"\[Errno \d+\] ([^'\")\]]+)", text)
     if m:
         return m.group(1)
     if "Max retries" in text or "Connection refused" in text:

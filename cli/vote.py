@@ -1,0 +1,186 @@
+"""fogctl vote: DAO governance over FOG votes: propose, vote, queue, execute, delegate."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from fogctl.cli import output
+from fogctl.cli.common import examples
+from fogctl.cli.common import state as current_state
+
+app = typer.Typer(
+    help="Govern the network with FOG votes: proposals through the governor and timelock.",
+    no_args_is_help=True,
+)
+
+RpcUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url",
+        metavar="URL",
+        help="JSON-RPC endpoint (default: config chain.rpc_url, else the local chain).",
+    ),
+]
+KeystoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keystore",
+        metavar="FILE",
+        help="Sign with this keystore file (password from a prompt or "
+        "FOGCTL_CHAIN_KEYSTORE_PASSWORD) instead of keys/chain.key.",
+    ),
+]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Proposal id (decimal or 0x-hex).")]
+
+
+def _session(rpc_url: str | None, keystore: Path | None = None) -> Any:
+    from fogctl.chain.ops import open_session
+
+    return open_session(
+        current_state(), rpc_url=rpc_url, keystore=str(keystore) if keystore else None
+    )
+
+
+def _run(fn: Any) -> None:
+    from fogctl.cli.stake import run_transactions
+
+    run_transactions(fn)
+
+
+@app.command(
+    epilog=examples(
+        "fogctl vote propose --title 'Raise the minimum stake' "
+        "--action 'staking.setMinStake(2000)'",
+        "fogctl vote propose --title 'Fund rewards' --action 'token.mint(@timelock, 50000)' "
+        "--action 'staking.grantRole(REWARDER_ROLE, 0xADDRESS)'",
+    )
+)
+@output.with_output
+def propose(
+    title: Annotated[str, typer.Option("--title", help="One-line title.")],
+    action: Annotated[
+        list[str],
+        typer.Option(
+            "--action",
+            metavar="CALL",
+            help="CONTRACT.FUNCTION(ARGS), CONTRACT one of token, staking, governor, "
+            "timelock; repeat for several. Amount arguments are in FOG (2000, 5wei).",
+        ),
+    ],
+    description: Annotated[
+        str | None, typer.Option("--description", help="Longer text after the title.")
+    ] = None,
+    rpc_url: RpcUrlOpt = None,
+    keystore: KeystoreOpt = None,
+) -> None:
+    """Propose actions for the timelock to execute if the vote passes.
+
+    Needs delegated votes of at least the proposal threshold (1% of the supply at
+    deployment). A malformed action is refused (exit 2) naming the part that is wrong.
+    Voting opens after the voting delay.
+    """
+    from fogctl.chain.ops import propose as do_propose
+
+    session = _session(rpc_url, keystore)
+    _run(lambda: do_propose(session, title, action, description))
+
+
+@app.command(
+    epilog=examples(
+        "fogctl vote cast 0xPROPOSAL for",
+        "fogctl vote cast 0xPROPOSAL against --reason 'too high'",
+    )
+)
+@output.with_output
+def cast(
+    proposal: IdArg,
+    support: Annotated[str, typer.Argument(metavar="CHOICE", help="for, against or abstain.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Say why, on chain.")] = None,
+    rpc_url: RpcUrlOpt = None,
+    keystore: KeystoreOpt = None,
+) -> None:
+    """Vote on an active proposal with the votes delegated to this account at its start.
+
+    An account without voting power at the proposal's snapshot is refused on chain
+    (delegate before a proposal starts: 'fogctl vote delegate').
+    """
+    from fogctl.chain.ops import cast_vote
+
+    session = _session(rpc_url, keystore)
+    _run(lambda: cast_vote(session, proposal, support.lower(), reason))
+
+
+@app.command(
+    "ls",
+    epilog=examples("fogctl vote ls", "fogctl vote ls --state active --json | jq -r .id"),
+)
+@output.with_output
+def ls(
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Only proposals in this state (active, queued...)."),
+    ] = None,
+    rpc_url: RpcUrlOpt = None,
+) -> None:
+    """List the governor's proposals, newest first, with state and tally."""
+    from fogctl.chain.ops import list_proposals
+
+    session = _session(rpc_url)
+    found = list_proposals(session, state)
+    if not found:
+        output.notice("no proposals")
+    output.emit(
+        found, columns=["id", "state", "title", "votes_for", "votes_against", "vote_end", "eta"]
+    )
+
+
+@app.command(epilog=examples("fogctl vote show 0xPROPOSAL", "fogctl vote show ID --json"))
+@output.with_output
+def show(proposal: IdArg, rpc_url: RpcUrlOpt = None) -> None:
+    """Show one proposal: state, timeline, tally against quorum, and its actions."""
+    from fogctl.chain.ops import show_proposal
+
+    session = _session(rpc_url)
+    output.emit_one(show_proposal(session, proposal))
+
+
+@app.command(epilog=examples("fogctl vote queue 0xPROPOSAL"))
+@output.with_output
+def queue(proposal: IdArg, rpc_url: RpcUrlOpt = None, keystore: KeystoreOpt = None) -> None:
+    """Queue a succeeded proposal in the timelock; it can run after the timelock delay."""
+    from fogctl.chain.ops import queue_proposal
+
+    session = _session(rpc_url, keystore)
+    _run(lambda: queue_proposal(session, proposal))
+
+
+@app.command(epilog=examples("fogctl vote execute 0xPROPOSAL"))
+@output.with_output
+def execute(proposal: IdArg, rpc_url: RpcUrlOpt = None, keystore: KeystoreOpt = None) -> None:
+    """Execute a queued proposal once its timelock delay has passed (anyone may)."""
+    from fogctl.chain.ops import execute_proposal
+
+    session = _session(rpc_url, keystore)
+    _run(lambda: execute_proposal(session, proposal))
+
+
+@app.command(epilog=examples("fogctl vote delegate", "fogctl vote delegate 0xDELEGATE"))
+@output.with_output
+def delegate(
+    address: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ADDRESS", help="Who votes with this account's FOG (default: self)."
+        ),
+    ] = None,
+    rpc_url: RpcUrlOpt = None,
+    keystore: KeystoreOpt = None,
+) -> None:
+    """Delegate this account's voting power (to itself by default).
+
+    FOG counts as votes only once delegated, and only for proposals that start after.
+    """
+    from fogctl.chain.ops import delegate as do_delegate
+
+    session = _session(rpc_url, keystore)
+    _run(lambda: do_delegate(session, address))
