@@ -9,6 +9,7 @@ published to the first provider over TCP and fetched back by every node, exactly
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,15 @@ from fogctl.mix.node import MixNode, Params
 from fogctl.mix.records import MixDescriptor
 
 __all__ = ["LocalNet", "start_local_network"]
+
+
+def ring_keys(ring: KeyRing) -> Callable[[float], list[tuple[bytes, Callable[[bytes], bool]]]]:
+    """A MixNode key source over a KeyRing: live keys with their replay guards."""
+    return lambda t: [(k.private, k.guard.seen) for k in ring.live(t)]
+
+
+def ring_private_keys(ring: KeyRing) -> Callable[[float], list[bytes]]:
+    return lambda t: [k.private for k in ring.live(t)]
 
 
 @dataclass
@@ -93,7 +103,7 @@ async def start_local_network(
         rings.append(ring)
         core = MixNode(
             b"\0" * 20,
-            lambda t, ring=ring: [(k.private, k.guard.seen) for k in ring.live(t)],
+            ring_keys(ring),
             layer=layer,
             params=params,
             rng=random.Random(rng.random()),
@@ -101,7 +111,7 @@ async def start_local_network(
         svc = NodeService(
             core,
             DirectoryStore(),
-            live_keys=lambda t, ring=ring: [k.private for k in ring.live(t)],
+            live_keys=ring_private_keys(ring),
         )
         await svc.start()
         desc, node_id = build_descriptor(
