@@ -1,7 +1,5 @@
 """fogctl jobs: list, inspect, follow, wait for and cancel submitted jobs."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
@@ -102,7 +100,7 @@ def logs(
 def wait(
     jobs: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[JOB]...", help="Job ids (default: every unfinished job)."),
+        typer.Argument(help="Job ids (default: every unfinished job)."),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", "-j", min=1, help="Jobs run at once.")

@@ -1,7 +1,5 @@
 """fogctl submit: run jobs from job specs (fogctl-job(5)) on Docker, Swarm or WASM."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
@@ -102,11 +100,11 @@ def submit(
 # -- what the commands do (shared with fogctl jobs) --------------------------------
 
 
-def load_all(sources: Iterable[str]) -> list[JobSpec]:
+def load_all(sources: Iterable[str]) -> "list[JobSpec]":
     """Every spec from every source; all are validated before any is used."""
     from fogctl.jobs.spec import load_specs
 
-    specs: list[JobSpec] = []
+    specs: list = []
     seen: dict[str, str] = {}
     sources = list(sources)
     if sources.count("-") > 1:
@@ -122,7 +120,7 @@ def load_all(sources: Iterable[str]) -> list[JobSpec]:
     return specs
 
 
-def _stream(rec: JobRecord) -> None:
+def _stream(rec: "JobRecord") -> None:
     if output.current().json_lines:
         output.write_json_line(rec)
     else:
@@ -130,7 +128,7 @@ def _stream(rec: JobRecord) -> None:
 
 
 def submit_command(
-    state: State,
+    state: "State",
     sources: list[str],
     *,
     wait: bool = False,
@@ -175,7 +173,7 @@ def submit_command(
     return 0
 
 
-def _harvest(state: State, specs: list[JobSpec]) -> int:
+def _harvest(state: "State", specs: "list[JobSpec]") -> int:
     from fogctl.jobs.records import JobRecord
 
     try:
@@ -193,7 +191,7 @@ def _harvest(state: State, specs: list[JobSpec]) -> int:
     return 0
 
 
-def wait_command(state: State, ids: list[str], *, concurrency: int | None = None) -> int:
+def wait_command(state: "State", ids: list[str], *, concurrency: int | None = None) -> int:
     from fogctl.jobs import engine
     from fogctl.jobs import lifecycle as lc
 

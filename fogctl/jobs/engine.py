@@ -363,8 +363,8 @@ class Runner:
             self.last_seen[job_id] = row["state"]
             self.on_event(_record(row))
 
-    def _move(self, job_id: str, new: str, **kw: Any) -> bool:
-        now = time.time()
+    def _move(self, job_id: str, new: str, *, at: float | None = None, **kw: Any) -> bool:
+        now = time.time() if at is None else at
         with self.state.db.transaction() as conn:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None or row["state"] == new:
@@ -638,7 +638,7 @@ class Runner:
         if row is None:
             return
         spec = parse_spec(json.loads(row["spec"]))
-        now = result.finished or time.time()
+        now = time.time()
         blobs = self.state.blobs
         digest = row["logs"]
         if log is None and row["log_path"]:
@@ -664,7 +664,9 @@ class Runner:
             fields["finished"] = now
         if row["state"] != lc.RUNNING:
             return
-        self._move(job_id, decision.state, reason=result.reason, detail=result.detail, **fields)
+        self._move(
+            job_id, decision.state, at=now, reason=result.reason, detail=result.detail, **fields
+        )
         del att
 
 
