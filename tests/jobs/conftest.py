@@ -3,7 +3,7 @@ image (no registry), a one-node swarm, and helpers to write specs and WASM modul
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -65,10 +65,8 @@ def swarm(docker_engine: Any) -> Iterator[Any]:
         created = True
     yield docker_engine
     if created:
-        try:
+        with contextlib.suppress(Exception):
             docker_engine.swarm.leave(force=True)
-        except Exception:  # noqa: S110 - best effort clean-up
-            pass
 
 
 @pytest.fixture(autouse=True)
@@ -79,10 +77,8 @@ def _cleanup_containers(request: pytest.FixtureRequest, fog_home: Path) -> Itera
         return
     client = request.getfixturevalue("docker_engine")
     for c in client.containers.list(all=True, filters={"label": f"io.fogctl.home={fog_home}"}):
-        try:
+        with contextlib.suppress(Exception):
             c.remove(force=True)
-        except Exception:  # noqa: S110
-            pass
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fogctl.jobs import engine, load_specs, parse_spec
-from fogctl.jobs.executors import Launch, get_executor
+from fogctl.jobs.executors import get_executor
 from fogctl.state import State
 from tests.jobs.conftest import EXAMPLES, WASI_EXIT, WASM_SPIN, poll
 
