@@ -9,8 +9,8 @@ published to the first provider over TCP and fetched back by every node, exactly
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
