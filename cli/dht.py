@@ -122,6 +122,9 @@ def find_node(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Print the k nodes closest to ID that answered, closest first."""
+    from fogctl.dht.service import check_node_id
+
+    check_node_id(node_id)
     output.emit(_call("find_node", {"node_id": node_id}, bootstrap))
 
 

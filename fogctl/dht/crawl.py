@@ -54,7 +54,7 @@ async def lookup(
     state: dict[bytes, str] = {}  # id -> asked | ok | failed
     found: list[Envelope] = []
     without_value: list[Node] = []
-    for n in seeds if seeds is not None else protocol.router.find_neighbors(goal, ksize):
+    for n in seeds if seeds is not None else protocol.neighbors(target, ksize):
         known.setdefault(n.id, n)
     inflight: dict[asyncio.Task[Any], tuple[Node, float]] = {}
     loop = asyncio.get_running_loop()

@@ -229,8 +229,21 @@ class FogProtocol(KademliaProtocol):  # type: ignore[misc]
 
     def rpc_find_node(self, sender: Addr, key: bytes, target: bytes) -> list[list[Any]]:
         exclude = Node(b"\0" * 20, sender[0], sender[1])
-        neighbors = self.router.find_neighbors(Node(target), exclude=exclude)
+        neighbors = self.neighbors(target, exclude=exclude)
         return [[n.id, n.ip, n.port] for n in neighbors]
+
+    def neighbors(
+        self, target: bytes, k: int | None = None, exclude: Node | None = None
+    ) -> list[Node]:
+        """The k closest contacts to ``target``, including a contact *with* that id
+        (the package's ``find_neighbors`` leaves it out, so a node could never be found)."""
+        k = k or self.router.ksize
+        goal = Node(target)
+        found = self.router.find_neighbors(goal, k, exclude=exclude)
+        exact = self.router.buckets[self.router.get_bucket_for(goal)][target]
+        if exact is not None and (exclude is None or not exact.same_home_as(exclude)):
+            found = [exact, *found][:k]
+        return list(found)
 
     def rpc_find_value(
         self, sender: Addr, key: bytes, target: bytes, signer: bytes

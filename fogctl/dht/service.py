@@ -189,6 +189,11 @@ def _provider(env: Envelope) -> dict[str, Any] | None:
     return data
 
 
+def check_node_id(text: str) -> bytes:
+    """A node id from 40 hex digits; :class:`InvalidInput` otherwise."""
+    return _node_id(text)
+
+
 def _node_id(text: str) -> bytes:
     try:
         raw = bytes.fromhex(text)
