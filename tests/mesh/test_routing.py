@@ -122,5 +122,5 @@ def test_trace_file_contacts(tmp_path: Path) -> None:
     recs = run(["epidemic", "direct"], trace=trace, duration=40, interval=5, lifetime=100, seed=3)
     assert recs[0].nodes == 3
     trace.write_text("0 CONN a b sideways\n")
-    with pytest.raises(InvalidInput, match="t.txt:1"):
+    with pytest.raises(InvalidInput, match=r"t\.txt:1"):
         read_trace(trace)
