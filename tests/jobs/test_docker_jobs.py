@@ -1,0 +1,262 @@
+"""Jobs as real containers on the Docker Engine: hardening, limits, reasons, reconcile."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fogctl.jobs import engine, parse_spec
+from fogctl.jobs.executors import Launch, get_executor
+from fogctl.jobs.executors.docker import hardened_options
+from fogctl.state import State
+from tests.jobs.conftest import poll
+
+pytestmark = pytest.mark.docker
+
+
+def job(name: str, image: str, script: str, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "metadata": {"name": name},
+        "image": image,
+        "command": ["sh", "-c", script],
+    }
+    spec.update(extra)
+    return spec
+
+
+def run(cli: Any, *specs: dict[str, Any], code: int | None = None) -> list[dict[str, Any]]:
+    text = "".join(json.dumps(s) + "\n" for s in specs)
+    res = cli("submit", "-", "--wait", "--json", input=text)
+    if code is not None:
+        assert res.code == code, res.stderr
+    finals: dict[str, dict[str, Any]] = {}
+    for r in res.records():
+        finals[r["id"]] = r
+    return list(finals.values())
+
+
+def logs_of(cli: Any, name: str) -> str:
+    return str(cli("jobs", "logs", name).stdout)
+
+
+def test_hardened_by_default(cli, busybox_image: str) -> None:
+    script = (
+        "id -u; id -g; grep CapEff /proc/self/status; "
+        "touch /rootfile 2>/dev/null && echo rootfs-writable || echo rootfs-readonly; "
+        "touch /tmp/t && echo tmp-ok; echo out > /work/o.txt; "
+        "ls /sys/class/net | tr '\\n' ' '; echo; grep NoNewPrivs /proc/self/status"
+    )
+    (final,) = run(cli, job("hard", busybox_image, script, outputs=["o.txt"]), code=0)
+    out = logs_of(cli, "hard").split("\n")
+    assert out[0] == "65534" and out[1] == "65534"
+    assert out[2].split() == ["CapEff:", "0000000000000000"]
+    assert out[3] == "rootfs-readonly" and out[4] == "tmp-ok"
+    assert out[5].split() == ["lo"]  # network none: loopback only
+    assert out[6].split() == ["NoNewPrivs:", "1"]
+    assert State().blobs.get(final["outputs"]["o.txt"]) == b"out\n"
+
+
+def test_options_never_weakened_by_spec() -> None:
+    spec = parse_spec(
+        {
+            "metadata": {"name": "x"},
+            "image": "i",
+            "network": "bridge",
+            "command": ["sh", "-c", "echo $(id); rm -rf / --no-preserve-root"],
+            "resources": {"limits": {"cpu": 0.5, "memory": "64Mi", "pids": 10}},
+        }
+    )
+    opts = hardened_options(Launch(spec, "x-1", Path("/w")))
+    assert opts["user"] == "65534:65534" and opts["read_only"] and opts["cap_drop"] == ["ALL"]
+    assert opts["security_opt"] == ["no-new-privileges"] and "privileged" not in opts
+    assert opts["memswap_limit"] == opts["mem_limit"] == 64 * 2**20
+    assert opts["nano_cpus"] == 500_000_000 and opts["pids_limit"] == 10
+    assert opts["entrypoint"] == ["sh", "-c", "echo $(id); rm -rf / --no-preserve-root"]
+    assert list(opts["volumes"].values()) == [{"bind": "/work", "mode": "rw"}]
+
+
+def test_oom_deadline_and_exit_code_are_distinct(cli, busybox_image: str) -> None:
+    finals = {
+        r["id"]: r
+        for r in run(
+            cli,
+            job("hog", busybox_image, "tail /dev/zero", resources={"limits": {"memory": "16Mi"}}),
+            job("slow", busybox_image, "sleep 30", activeDeadlineSeconds=1),
+            job("bad", busybox_image, "exit 7"),
+            code=1,
+        )
+    }
+    assert (finals["hog"]["state"], finals["hog"]["reason"]) == ("failed", "oom")
+    assert (finals["slow"]["state"], finals["slow"]["reason"]) == ("deadline-exceeded", "deadline")
+    assert (finals["bad"]["reason"], finals["bad"]["exit_code"]) == ("exit-code", 7)
+
+
+def test_pids_limit_stops_a_fork_bomb(cli, busybox_image: str) -> None:
+    script = "for i in $(seq 60); do sleep 5 & done 2>&1; echo spawned; wait"
+    (final,) = run(
+        cli,
+        job(
+            "forks",
+            busybox_image,
+            script,
+            activeDeadlineSeconds=3,
+            resources={"limits": {"pids": 16}},
+        ),
+    )
+    assert "can't fork" in logs_of(cli, "forks") or "Resource temporarily" in logs_of(cli, "forks")
+    assert final["state"] in ("deadline-exceeded", "failed", "succeeded")
+
+
+def _gateway(client: Any) -> str:
+    import ipaddress
+
+    cfg = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    if cfg.get("Gateway"):
+        return str(cfg["Gateway"])
+    return str(next(ipaddress.ip_network(cfg["Subnet"]).hosts()))
+
+
+def test_no_network_unless_asked(cli, busybox_image: str, docker_engine: Any) -> None:
+    gw = _gateway(docker_engine)
+    srv = socket.socket()
+    srv.bind((gw, 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    accepted: list[bytes] = []
+
+    def serve() -> None:
+        srv.settimeout(10)
+        try:
+            while True:
+                conn, _ = srv.accept()
+                accepted.append(b"x")
+                conn.close()
+        except OSError:
+            return
+
+    threading.Thread(target=serve, daemon=True).start()
+    probe = f"nc -w 2 {gw} {port} </dev/null 2>/dev/null && echo reached || echo blocked"
+    try:
+        finals = {
+            r["id"]: r
+            for r in run(
+                cli,
+                job("isolated", busybox_image, probe),
+                job("online", busybox_image, probe, network="bridge"),
+            )
+        }
+    finally:
+        srv.close()
+    assert logs_of(cli, "isolated").strip() == "blocked"
+    assert logs_of(cli, "online").strip() == "reached"
+    assert len(accepted) == 1 and finals["online"]["state"] == "succeeded"
+
+
+def test_retries_then_fail(cli, busybox_image: str) -> None:
+    (final,) = run(cli, job("flaky", busybox_image, "echo try; exit 3", backoffLimit=2), code=1)
+    assert (final["state"], final["attempt"], final["exit_code"]) == ("failed", 3, 3)
+
+
+def test_cancel_running_container(cli, busybox_image: str) -> None:
+    state = State()
+    spec = parse_spec(
+        job(
+            "long",
+            busybox_image,
+            "trap 'echo got-term; exit 143' TERM; while true; do sleep 0.1; done",
+        )
+    )
+    engine.submit(state, [spec])
+
+    def cancel_later() -> None:
+        poll(lambda: engine.get_job(State(), "long").ref, timeout=20)
+        engine.cancel(State(), ["long"])
+
+    threading.Thread(target=cancel_later, daemon=True).start()
+    (final,) = engine.run_jobs(state, ["long"])
+    assert (final.state, final.reason) == ("cancelled", "stopped")
+    assert b"got-term" in b"".join(engine.logs(state, "long"))
+
+
+COUNTER = (
+    "i=$(cat /ckpt/n 2>/dev/null || echo 0); echo start $i; "
+    "trap 'echo checkpointed at $i; exit 85' TERM; "
+    "while [ $i -lt 40 ]; do i=$((i+1)); echo $i > /ckpt/n; sleep 0.05; done; echo done $i"
+)
+
+
+def _spawn_runner(home: Path, ids: list[str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, FOGCTL_HOME=str(home))
+    return subprocess.Popen(
+        [sys.executable, "-m", "fogctl.jobs.runner", *ids],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_reconcile_after_sigkill_and_resume_from_checkpoint(
+    cli, busybox_image: str, fog_home: Path, docker_engine: Any
+) -> None:
+    state = State()
+    spec = parse_spec(
+        job("count", busybox_image, COUNTER, checkpoint={"path": "/ckpt"}, backoffLimit=2)
+    )
+    engine.submit(state, [spec])
+    runner = _spawn_runner(fog_home, ["count"])
+    ckpt = engine.job_dir(state, "count") / "checkpoint" / "n"
+    poll(lambda: ckpt.exists() and int(ckpt.read_text() or 0) >= 5, timeout=20)
+    runner.send_signal(signal.SIGKILL)  # fogctl dies mid-job; the container lives on
+    runner.wait(5)
+    # The truth, reconciled from the engine: still running.
+    listed = cli("jobs", "ls", "--json").records()
+    assert [(r["id"], r["state"]) for r in listed] == [("count", "running")]
+    ref = listed[0]["ref"]
+    # Preempt it (as a node going away would): it checkpoints and exits 85.
+    docker_engine.api.kill(ref, signal="SIGTERM")
+    poll(lambda: docker_engine.api.inspect_container(ref)["State"]["Running"] is False)
+    # A later fogctl adopts the job: records the checkpointed exit and runs it again.
+    res = cli("jobs", "wait", "count", "--json")
+    assert res.code == 0, res.stderr
+    states = [r["state"] for r in res.records()]
+    assert states[-3:] == ["retrying", "running", "succeeded"]
+    log = logs_of(cli, "count").splitlines()
+    resumed = int(log[0].split()[1])
+    assert resumed >= 5 and log[-1] == "done 40"
+    assert cli("jobs", "show", "count", "--json").record()["attempt"] == 2
+
+
+def test_reconcile_records_the_real_end(cli, busybox_image: str, fog_home: Path) -> None:
+    state = State()
+    spec = parse_spec(job("short", busybox_image, "sleep 1; exit 4"))
+    engine.submit(state, [spec])
+    runner = _spawn_runner(fog_home, ["short"])
+    poll(lambda: engine.get_job(State(), "short").ref, timeout=20)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(5)
+    rec = poll(
+        lambda: (lambda r: r if r["state"] != "running" else None)(
+            cli("jobs", "ls", "--json").records()[0]
+        ),
+        timeout=10,
+        step=0.2,
+    )
+    assert (rec["state"], rec["exit_code"], rec["reason"]) == ("failed", 4, "exit-code")
+
+
+def test_missing_image_is_rejected(cli) -> None:
+    need_engine = get_executor("docker").available()
+    if not need_engine.reachable:
+        pytest.skip("no engine")
+    (final,) = run(cli, job("noimg", "fogctl-test/does-not-exist:0", "true"), code=1)
+    assert (final["state"], final["reason"]) == ("failed", "rejected")
+    assert "does not pull" in final["detail"]
