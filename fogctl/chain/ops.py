@@ -566,10 +566,9 @@ def _proposal(
         eta = int(gov.functions.proposalEta(pid).call())
         proposer = str(gov.functions.proposalProposer(pid).call())
         against, for_, abstain = gov.functions.proposalVotes(pid).call()
-        try:
-            quorum = int(gov.functions.quorum(snapshot).call())
-        except RevertError:
-            quorum = None  # the snapshot is in the future (pending proposal)
+        clock = int(gov.functions.clock().call())
+        # The quorum is known once the snapshot is in the past (not for pending ones).
+        quorum = int(gov.functions.quorum(snapshot).call()) if snapshot < clock else None
         if details is None:
             details = tuple(gov.functions.proposalDetails(pid).call())
     title, description, actions = known.get(str(pid), (None, None, []))
