@@ -112,8 +112,9 @@ def chain(
     deployments.mkdir(parents=True)
     (deployments / "31337.json").write_text(json.dumps(session_chain.deployment))
     monkeypatch.setenv("FOGCTL_CHAIN_RPC_URL", session_chain.rpc_url)
-    c = Chain(session_chain.rpc_url, session_chain.deployment, session_chain.local, fog_home,
-              monkeypatch)
+    c = Chain(
+        session_chain.rpc_url, session_chain.deployment, session_chain.local, fog_home, monkeypatch
+    )
     c.use("deployer")
     snap = c.rpc("evm_snapshot")
     try:

@@ -83,13 +83,24 @@ def test_slash_bonded_and_unbonding(cli: Any, chain: Chain, tmp_path: Path) -> N
     evidence = tmp_path / "evidence.json"
     evidence.write_text('{"job":"j1","expected":"ok","got":"garbage"}')
 
-    denied = cli("stake", "slash", ADDRESSES["provider"], "--fraction", "0.1",
-                 "--evidence", str(evidence))
+    denied = cli(
+        "stake", "slash", ADDRESSES["provider"], "--fraction", "0.1", "--evidence", str(evidence)
+    )
     assert denied.code == 1 and "AccessControlUnauthorizedAccount" in denied.stderr
 
     chain.use("deployer")  # holds the slasher role after deployment
-    rec = tx(cli("stake", "slash", ADDRESSES["provider"], "--fraction", "10%",
-                 "--evidence", str(evidence), "--json"))
+    rec = tx(
+        cli(
+            "stake",
+            "slash",
+            ADDRESSES["provider"],
+            "--fraction",
+            "10%",
+            "--evidence",
+            str(evidence),
+            "--json",
+        )
+    )
     import hashlib
 
     digest = hashlib.sha256(evidence.read_bytes()).hexdigest()
@@ -101,21 +112,41 @@ def test_slash_bonded_and_unbonding(cli: Any, chain: Chain, tmp_path: Path) -> N
     assert st["slash_count"] == 1 and st["slashed"] == "200"
     assert st["bonded"] is False  # 900 < minimum stake of 1000
 
-    again = tx(cli("stake", "slash", ADDRESSES["provider"], "--fraction", "1",
-                   "--evidence", str(evidence), "--json"))
+    again = tx(
+        cli(
+            "stake",
+            "slash",
+            ADDRESSES["provider"],
+            "--fraction",
+            "1",
+            "--evidence",
+            str(evidence),
+            "--json",
+        )
+    )
     assert again["details"]["slashCount"] == 2
     st = status(cli, "--provider", ADDRESSES["provider"])
     assert st["stake"] == "0" and st["unbonding"] == "0" and st["slash_count"] == 2
-    empty = cli("stake", "slash", ADDRESSES["provider"], "--fraction", "0.5",
-                "--evidence", str(evidence))
+    empty = cli(
+        "stake", "slash", ADDRESSES["provider"], "--fraction", "0.5", "--evidence", str(evidence)
+    )
     assert empty.code == 1 and "NothingToSlash" in empty.stderr
 
 
 def test_governance_changes_min_stake(cli: Any, chain: Chain) -> None:
     tx(cli("vote", "delegate", "--json"))
     chain.advance(1)
-    prop = tx(cli("vote", "propose", "--title", "Raise the minimum stake",
-                  "--action", "staking.setMinStake(2000)", "--json"))
+    prop = tx(
+        cli(
+            "vote",
+            "propose",
+            "--title",
+            "Raise the minimum stake",
+            "--action",
+            "staking.setMinStake(2000)",
+            "--json",
+        )
+    )
     pid = prop["details"]["proposal"]
     assert prop["details"]["actions"] == [f"staking.setMinStake({2000 * 10**18})"]
     shown = cli("vote", "show", pid, "--json").record()
@@ -182,8 +213,17 @@ def test_minting_only_by_governance(cli: Any, chain: Chain) -> None:
     tx(cli("vote", "delegate", "--json"))
     chain.advance(1)
     too_much = 1_000_000_000 - 100_000_000 + 1
-    pid = tx(cli("vote", "propose", "--title", "Mint past the cap",
-                 "--action", f"token.mint(@timelock, {too_much})", "--json"))["details"]["proposal"]
+    pid = tx(
+        cli(
+            "vote",
+            "propose",
+            "--title",
+            "Mint past the cap",
+            "--action",
+            f"token.mint(@timelock, {too_much})",
+            "--json",
+        )
+    )["details"]["proposal"]
     chain.advance(DAY + 1)
     tx(cli("vote", "cast", pid, "for", "--json"))
     chain.advance(7 * DAY)
