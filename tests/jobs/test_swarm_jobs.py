@@ -1,0 +1,50 @@
+"""The swarm executor on a one-node swarm (docker swarm init on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fogctl.state import State
+
+pytestmark = pytest.mark.docker
+
+
+def test_swarm_service_runs_to_completion(cli, busybox_image: str, swarm: Any) -> None:
+    specs = [
+        {
+            "metadata": {"name": "sw-ok"},
+            "image": busybox_image,
+            "executor": "swarm",
+            "command": [
+                "sh",
+                "-c",
+                "echo from-swarm $(id -u); echo routes $(ip route | grep -c default); "
+                "echo data > /work/r.txt",
+            ],
+            "outputs": ["r.txt"],
+            "resources": {
+                "requests": {"cpu": 0.1, "memory": "16Mi"},
+                "limits": {"cpu": 0.5, "memory": "32Mi"},
+            },
+        },
+        {
+            "metadata": {"name": "sw-bad"},
+            "image": busybox_image,
+            "executor": "swarm",
+            "command": ["sh", "-c", "exit 5"],
+        },
+    ]
+    res = cli("submit", "-", "--wait", "--json", input="".join(json.dumps(s) + "\n" for s in specs))
+    final = {r["id"]: r for r in res.records()}
+    assert res.code == 1
+    assert final["sw-ok"]["state"] == "succeeded", final["sw-ok"]
+    assert State().blobs.get(final["sw-ok"]["outputs"]["r.txt"]) == b"data\n"
+    log = cli("jobs", "logs", "sw-ok").stdout
+    assert "from-swarm 65534" in log
+    assert "routes 0" in log  # network: none -> an internal network with no way out
+    assert (final["sw-bad"]["reason"], final["sw-bad"]["exit_code"]) == ("exit-code", 5)
+    # Services are removed once their end is recorded.
+    assert not swarm.services.list(filters={"label": "io.fogctl.job=sw-ok"})
