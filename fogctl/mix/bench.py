@@ -1,0 +1,59 @@
+"""``fogctl mix bench``: Sphinx costs on this machine beside the X25519 floor, same run."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+from fogctl.mix import sphinx
+from fogctl.mix.primitives import x25519, x25519_base
+from fogctl.mix.records import MixBenchRecord
+
+__all__ = ["bench_sphinx", "median_time"]
+
+
+def median_time(fn: Callable[[], object], repeat: int, inner: int = 20) -> float:
+    """Median over ``repeat`` rounds of the mean time of ``inner`` calls (seconds)."""
+    rounds = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        rounds.append((time.perf_counter() - t) / inner)
+    return statistics.median(rounds)
+
+
+def bench_sphinx(hops: int = 5, repeat: int = 30) -> list[MixBenchRecord]:
+    sks = [os.urandom(32) for _ in range(hops)]
+    path = [sphinx.Hop(os.urandom(20), x25519_base(k), 1000) for k in sks]
+    dest, ident = os.urandom(20), os.urandom(16)
+    pkt = sphinx.create_forward(path, dest, ident, b"bench", os.urandom)
+    alpha = pkt[:32]
+    floor_hop = median_time(lambda: (x25519(sks[0], alpha), x25519(sks[1], alpha)), repeat)
+    per_hop = median_time(lambda: sphinx.process(pkt, sks[0]), repeat)
+    one = median_time(lambda: x25519(sks[0], alpha), repeat)
+    create = median_time(
+        lambda: sphinx.create_forward(path, dest, ident, b"bench", os.urandom), repeat, 5
+    )
+    floor_create = one * (hops + 1)
+    us = 1e6
+    return [
+        MixBenchRecord(
+            "per_hop_processing",
+            round(per_hop * us, 1),
+            "us",
+            "2 X25519 (shared secret + blinding)",
+            round(floor_hop * us, 1),
+            round(per_hop / floor_hop, 3),
+        ),
+        MixBenchRecord(
+            f"create_{hops}_hop_packet",
+            round(create * us, 1),
+            "us",
+            f"{hops + 1} X25519 (blinding chain once)",
+            round(floor_create * us, 1),
+            round(create / floor_create, 3),
+        ),
+    ]

@@ -1,0 +1,133 @@
+"""The commands as a user runs them, against a real loopback network."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fogctl.mix.localnet import LocalNet, start_local_network
+from fogctl.mix.node import Params
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[LocalNet]:
+    loop = asyncio.new_event_loop()
+    box: dict[str, LocalNet] = {}
+    ready = threading.Event()
+
+    async def boot() -> None:
+        box["net"] = await start_local_network(
+            tmp_path / "net", layers=5, params=Params(hops=5, mean_delay=0.005, lambda_m=1)
+        )
+        ready.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(boot(), loop).result(30)
+    assert ready.wait(5)
+    yield box["net"]
+    asyncio.run_coroutine_threadsafe(box["net"].stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("FOGCTL_HOME", str(home))
+    monkeypatch.setenv("FOGCTL_MIX_MEAN_DELAY", "0.005")
+    monkeypatch.setenv("FOGCTL_MIX_LAMBDA_P", "20")
+    monkeypatch.setenv("FOGCTL_MIX_ACK_TIMEOUT", "5")
+
+
+def test_send_recv_reply_through_the_cli(
+    cli: Any, network: LocalNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fogctl.mix import engine
+    from fogctl.state import State
+
+    p0, p1 = network.providers
+    entry = f"127.0.0.1:{network.service(p0.id).port}"
+    alice_home, bob_home = tmp_path / "alice", tmp_path / "bob"
+
+    _use(monkeypatch, bob_home)
+    res = cli("mix", "directory", "fetch", "--from", entry, "--json")
+    assert res.code == 0, res.stderr
+    assert sorted(r["layer"] for r in res.records()) == [0, 0, 1, 2, 3, 4, 5]
+    bob = cli("mix", "address", "--provider", p1.id, "--json").record()["address"]
+
+    _use(monkeypatch, alice_home)
+    assert cli("mix", "directory", "fetch", "--from", entry, "--json").code == 0
+    assert cli("mix", "address", "--provider", p0.id, "--json").code == 0
+    hops = cli("mix", "route", "--hops", "5", "--json").records()
+    assert [h["layer"] for h in hops] == [0, 1, 2, 3, 4, 5, 0]
+    assert len({h["operator"] for h in hops[1:-1]}) == 5
+
+    # bob polls (library call, his own state dir) while alice's send waits for the ack
+    got: dict[str, Any] = {}
+
+    def bob_recv() -> None:
+        got["msgs"] = engine.recv(State(bob_home), wait=20)
+
+    t = threading.Thread(target=bob_recv)
+    t.start()
+    sent = cli(
+        "mix",
+        "send",
+        "--to",
+        bob,
+        "--hops",
+        "5",
+        "--wait",
+        "25",
+        "--json",
+        input="hello bob, via five mixes",
+    )
+    t.join(30)
+    assert sent.code == 0, sent.stderr
+    rec = sent.record()
+    assert rec["kind"] == "mix_sent" and rec["hops"] == 5 and rec["reply_surb"] is True
+    [msg] = got["msgs"]
+    assert msg.data == "hello bob, via five mixes" and msg.can_reply and msg.id == rec["id"]
+
+    _use(monkeypatch, bob_home)
+    r = cli("mix", "reply", msg.id[:10], "--json", input="hello alice")
+    assert r.code == 0, r.stderr
+    again = cli("mix", "reply", msg.id, input="twice?")
+    assert again.code == 2 and "no reply block" in again.stderr
+
+    _use(monkeypatch, alice_home)
+    deadline = time.time() + 15
+    replies: list[dict[str, Any]] = []
+    while not replies and time.time() < deadline:
+        replies = cli("mix", "recv", "--wait", "2", "--json").records()
+    assert [x["data"] for x in replies] == ["hello alice"]
+    assert replies[0]["type"] == "reply" and replies[0]["in_reply_to"] == rec["id"]
+
+
+def test_bad_input_is_one_line_and_a_usage_exit(cli: Any) -> None:
+    res = cli("mix", "send", "--to", "not-an-address", input="x")
+    assert res.code == 2 and "mix address" in res.stderr and "Traceback" not in res.stderr
+    res = cli("mix", "route")
+    assert res.code == 2 and "directory fetch" in res.stderr
+    res = cli("mix", "directory", "fetch", "--from", "127.0.0.1:1")
+    assert res.code == 3 and "unreachable" in res.stderr
+    res = cli("mix", "stats", "--node", "nohostport")
+    assert res.code == 2
+
+
+def test_anonymity_is_reported_honestly(cli: Any) -> None:
+    one = cli("mix", "anonymity", "--senders", "1", "--json").record()
+    assert one["entropy_bits"] == 0 and "set of one" in one["note"]
+    many = cli("mix", "anonymity", "--senders", "50", "--rate", "5", "--json").record()
+    assert many["entropy_bits"] > 3
+
+
+def test_bench_prints_figures_beside_the_floor(cli: Any) -> None:
+    recs = cli("mix", "bench", "--repeat", "3", "--json").records()
+    assert {r["name"] for r in recs} == {"per_hop_processing", "create_5_hop_packet"}
+    assert all(r["ratio"] > 1 and r["reference_value"] > 0 for r in recs)
