@@ -31,8 +31,10 @@ def ls(
         ),
     ] = None,
 ) -> None:
-    """List jobs, oldest first. Jobs whose runner died are reconciled first: a container
-    found by its fogctl labels tells how it really ended."""
+    """List jobs, oldest first.
+
+    Jobs whose runner died are reconciled first: a container found by its fogctl
+    labels tells how it really ended."""
     from fogctl.jobs import engine
     from fogctl.jobs.lifecycle import STATES
 
@@ -83,8 +85,10 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing output until the job ends.")
     ] = False,
 ) -> None:
-    """Print the job's output (stdout and stderr) as it was written: the live attempt's
-    while it runs, else the last attempt's, kept as a blob."""
+    """Print a job's output (stdout and stderr).
+
+    While the job runs, the live attempt's output (with -f, followed to the end);
+    afterwards the last attempt's, kept as a blob."""
     from fogctl.cli.submit import write_logs
 
     from fogctl.jobs import engine
@@ -106,8 +110,10 @@ def wait(
         int | None, typer.Option("--concurrency", "-j", min=1, help="Jobs run at once.")
     ] = None,
 ) -> None:
-    """Wait until the jobs end, streaming job records on each state change; exit 1 if
-    any did not succeed. Jobs whose runner died are adopted and driven from here."""
+    """Wait until jobs end, streaming job records on each state change.
+
+    Exits 1 if any job did not succeed. Jobs whose runner died are adopted and driven
+    from here (a container still running is waited for, not restarted)."""
     from fogctl.cli.submit import wait_command
 
     code = wait_command(current_state(), list(jobs or []), concurrency=concurrency)
@@ -126,8 +132,10 @@ def wait(
 def cancel(
     jobs: Annotated[list[str], typer.Argument(metavar="JOB...", help="Job ids.")],
 ) -> None:
-    """Cancel jobs: a pending job never starts; a running one gets its checkpoint signal
-    (default SIGTERM), a grace period, then SIGKILL. Prints the jobs' records."""
+    """Cancel jobs.
+
+    A pending job never starts; a running one gets its checkpoint signal (default
+    SIGTERM), its grace period, then SIGKILL. Prints the jobs' records."""
     from fogctl.jobs import engine
 
     output.emit(engine.cancel(current_state(), jobs), columns=COLUMNS)
@@ -149,8 +157,10 @@ def image(
         str, typer.Option("--busybox", metavar="PATH", help="A static busybox binary.")
     ] = "/bin/busybox",
 ) -> None:
-    """Build a small local image with no registry: a rootfs holding a static busybox and
-    its applets, imported with the Docker Engine API (docker import)."""
+    """Build a small local image without a registry.
+
+    A rootfs holding a static busybox and its applets, imported with the Docker
+    Engine API (docker import). Use it in job specs as image: fogctl/busybox:1."""
     from fogctl.jobs.images import build_busybox_image
 
     if kind != "busybox":

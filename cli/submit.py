@@ -75,9 +75,11 @@ def submit(
         typer.Option("--check", help="Validate the specs and print them; run nothing."),
     ] = False,
 ) -> None:
-    """Run the jobs in SPEC files: validated first (exit 2 naming file:line and field),
-    then recorded in the state DB and run by their executor (wasm for modules, docker
-    for images, or as chosen). A job id already submitted is not run twice.
+    """Run jobs from job spec files (fogctl-job(5)) on WASM, Docker or Swarm.
+
+    Every spec is validated first (exit 2 naming file:line and the field); then the
+    jobs are recorded in the state DB and run by their executor (wasm for modules,
+    docker for images, or as chosen). A job id already submitted is not run twice.
 
     Without --wait a detached runner drives the jobs and submit prints one job record
     each; follow them with fogctl jobs. With --wait the jobs run here, state changes

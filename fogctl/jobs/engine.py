@@ -746,7 +746,7 @@ def list_jobs(
     if do_reconcile:
         reconcile(state)
     wanted = set(states) if states else None
-    rows = state.db.query("SELECT * FROM jobs ORDER BY created, id")
+    rows = state.db.query("SELECT * FROM jobs ORDER BY created, rowid")
     return [_record(r) for r in rows if wanted is None or r["state"] in wanted]
 
 
