@@ -194,7 +194,7 @@ class TcpclSession:
             ev = self._step()
             if ev is None:
                 break
-            if ev is not True:
+            if not isinstance(ev, bool):
                 events.append(ev)
             if self.state == "closed":
                 break
