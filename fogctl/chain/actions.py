@@ -168,6 +168,8 @@ def _closing_paren(text: str, rest: str) -> int:
         elif ch == ")":
             return i
         i += 1
+    if in_str:
+        raise InvalidInput(f"action {text!r}: unterminated string")
     raise InvalidInput(f"action {text!r}: missing ')'")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from fogctl.errors import InvalidInput
 
@@ -27,11 +27,16 @@ def parse_fog(text: str, *, what: str = "amount", allow_zero: bool = False) -> i
             raise InvalidInput(f"{what} {text!r}: wei amounts are whole numbers")
         wei = int(number)
     else:
-        try:
-            scaled = Decimal(number) * WEI
-        except InvalidOperation:
-            raise InvalidInput(f"{what} {text!r}: not a number") from None
-        if scaled != scaled.to_integral_value():
+        if len(number) > 100:
+            raise InvalidInput(f"{what} {text!r}: too long")
+        with localcontext() as ctx:
+            ctx.prec = 150  # exact for every uint256 amount (the default 28 digits is not)
+            try:
+                scaled = Decimal(number) * WEI
+            except InvalidOperation:
+                raise InvalidInput(f"{what} {text!r}: not a number") from None
+            whole = scaled == scaled.to_integral_value()
+        if not whole:
             raise InvalidInput(f"{what} {text!r}: more than {DECIMALS} decimals")
         wei = int(scaled)
     if wei == 0 and not allow_zero:
@@ -66,11 +71,15 @@ def parse_fraction(text: str, *, scale: int = 1_000_000) -> int:
         value = Decimal(raw[:-1] if percent else raw)
     except InvalidOperation:
         raise InvalidInput(f"--fraction {text!r}: expected a number such as 0.1 or 10%") from None
-    if percent:
-        value /= 100
-    if not value.is_finite() or value <= 0 or value > 1:
-        raise InvalidInput(f"--fraction {text!r}: must be more than 0 and at most 1")
-    parts = value * scale
+    if not value.is_finite() or len(raw) > 50:
+        raise InvalidInput(f"--fraction {text!r}: expected a number such as 0.1 or 10%")
+    with localcontext() as ctx:
+        ctx.prec = 100
+        if percent:
+            value /= 100
+        if value <= 0 or value > 1:
+            raise InvalidInput(f"--fraction {text!r}: must be more than 0 and at most 1")
+        parts = value * scale
     if parts != parts.to_integral_value():
         raise InvalidInput(f"--fraction {text!r}: finer than 1/{scale}")
     return int(parts)
