@@ -68,8 +68,8 @@ def docker_client(base_url: str | None = None, timeout: int = 60) -> Any:
 
     url = base_url or docker_endpoint()
     try:
+        # version=None negotiates the API version: that first request is the probe.
         client = docker.DockerClient(base_url=url, timeout=timeout)
-        client.ping()
     except Exception as exc:
         raise ServiceUnavailable(
             f"Docker Engine unreachable at {url}: {_short(exc)}",
@@ -221,18 +221,67 @@ class DockerExecutor(Executor):
         spec = launch.spec
         if spec.image is None:
             raise InvalidInput(f"job {spec.id}: the docker executor runs images; it names wasm")
-        image = self._image(spec.image)
         opts = hardened_options(launch)
-        with contextlib.suppress(docker.errors.NotFound, OperationFailed):
-            # A leftover of this very attempt (fogctl died between create and record).
-            self._api(self.client.api.remove_container, opts["name"], force=True)
         try:
-            container = self._api(self.client.containers.run, image.id, **opts)
-        except OperationFailed as exc:
+            cid = self._create(spec.image, opts)
+        except docker.errors.NotFound:
+            self._image(spec.image)  # raises InvalidInput unless it can pull the image
+            cid = self._create(spec.image, opts)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise OperationFailed(f"Docker Engine: {exc.explanation or _short(exc)}") from None
+            # A leftover of this very attempt (fogctl died between create and record).
+            with contextlib.suppress(docker.errors.NotFound, OperationFailed):
+                self._api(self.client.api.remove_container, opts["name"], force=True)
+            cid = self._create(spec.image, opts)
+        try:
+            self._api(self.client.api.start, cid)
+        except (OperationFailed, docker.errors.NotFound) as exc:
             with contextlib.suppress(Exception):
-                self.client.api.remove_container(opts["name"], force=True)
+                self.client.api.remove_container(cid, force=True)
             raise OperationFailed(f"job {spec.id}: container did not start: {exc}") from None
-        return Handle(self.name, container.id, launch.run_id, time.time(), launch.deadline)
+        return Handle(self.name, cid, launch.run_id, time.time(), launch.deadline)
+
+    def _create(self, image: str, opts: dict[str, Any]) -> str:
+        """``docker create`` through the low-level API (no pull, no extra inspect)."""
+        import requests
+
+        api = self.client.api
+        binds = {src: dict(v) for src, v in opts["volumes"].items()}
+        host_config = api.create_host_config(
+            binds=binds,
+            read_only=opts["read_only"],
+            tmpfs=opts["tmpfs"],
+            cap_drop=opts["cap_drop"],
+            security_opt=opts["security_opt"],
+            init=opts["init"],
+            pids_limit=opts["pids_limit"],
+            nano_cpus=opts["nano_cpus"],
+            mem_limit=opts["mem_limit"],
+            memswap_limit=opts["memswap_limit"],
+            network_mode=opts["network_mode"],
+            ipc_mode=opts["ipc_mode"],
+        )
+        try:
+            created = api.create_container(
+                image,
+                command=opts["command"],
+                entrypoint=opts["entrypoint"],
+                name=opts["name"],
+                labels=opts["labels"],
+                environment=opts["environment"],
+                working_dir=opts["working_dir"],
+                user=opts["user"],
+                stop_signal=opts["stop_signal"],
+                volumes=[v["bind"] for v in binds.values()],
+                host_config=host_config,
+                network_disabled=opts["network_mode"] == "none",
+            )
+        except requests.exceptions.ConnectionError as exc:
+            raise ServiceUnavailable(
+                f"Docker Engine unreachable at {self._base_url or docker_endpoint()}: {_short(exc)}"
+            ) from None
+        return str(created["Id"])
 
     def _inspect(self, ref: str) -> dict[str, Any] | None:
         import docker
