@@ -361,12 +361,18 @@ def _ad(a_ed: bytes, a_x: bytes, b_ed: bytes, b_x: bytes) -> bytes:
     return b"".join((a_ed, a_x, b_ed, b_x))
 
 
-def start_session(ik_sign: Ed25519PrivateKey, ik_x_priv: bytes, peer: PrekeyBundle) -> Session:
-    """Initiator side of X3DH (Alice) against ``peer``'s verified prekey bundle."""
+def start_session(
+    ik_sign: Ed25519PrivateKey, ik_x_priv: bytes, peer: PrekeyBundle, *, opk_index: int = 0
+) -> Session:
+    """Initiator side of X3DH (Alice) against ``peer``'s verified prekey bundle.
+
+    Without a prekey server, several senders may pick the same one-time prekey; pick
+    ``opk_index`` at random to make that unlikely (the second such session fails
+    authentication and the sender must re-key)."""
     peer.verify()
     ek = _x_priv()
     ek_priv = _priv_bytes(ek)
-    opk = peer.opks[0] if peer.opks else None
+    opk = peer.opks[opk_index % len(peer.opks)] if peer.opks else None
     dh = _dh(ik_x_priv, peer.spk) + _dh(ek_priv, peer.ik_x) + _dh(ek_priv, peer.spk)
     if opk is not None:
         dh += _dh(ek_priv, opk)

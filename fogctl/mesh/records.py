@@ -43,7 +43,7 @@ class MeshMessageRecord(Record):
     size: int
     read: bool = False
     encrypted: bool = True
-    text: str | None = None
+    sender_trusted: bool = False
 
 
 @record("mesh-sent")
@@ -80,6 +80,7 @@ class MeshKeyRecord(Record):
     one_time_prekeys: int
     fingerprint: str
     trusted: bool
+    prekeys: str = ""  # the signed prekey bundle, hex CBOR (what 'keys trust FILE' reads)
 
 
 @record("mesh-sim")
