@@ -9,9 +9,38 @@ from fogctl.cli import output
 from fogctl.cli.common import examples
 from fogctl.cli.common import state as current_state
 
+HELP = """Stake FOG as a provider: bond, unbond, withdraw, rewards, slashing; the local chain.
+
+Providers bond FOG in the FogStaking contract to become eligible for work; a provider
+is bonded while its stake reaches the minimum stake (1000 FOG unless governance
+changed it). Unstaked FOG unbonds for a period set at deployment (7-14 days) and can
+still be slashed until it is withdrawn. Rewards stream to bonded stake pro rata.
+
+
+The endpoint is --rpc-url, else config chain.rpc_url (FOGCTL_CHAIN_RPC_URL), else
+the local chain; with chain.chain_id set, any other network is refused (exit 2).
+Transactions are signed by $FOGCTL_CHAIN_PRIVATE_KEY, else a keystore (--keystore
+or chain.keystore; password from a prompt or $FOGCTL_CHAIN_KEYSTORE_PASSWORD),
+else keys/chain.key in the state directory (created 0600, never printed). The
+local chain pays gas with test ETH. Each transaction prints a chain-tx record
+(hash, gas used, status); a revert prints its decoded reason and exits 1, and
+nothing is sent when a check fails first. Files: chain/deployments/CHAIN_ID.json
+(addresses), chain/state.json (local chain state), chain/anvil.log. anvil is
+found through chain.anvil, PATH, or contracts/node_modules. See fogctl-vote(1).
+"""
+
 app = typer.Typer(
-    help="Stake FOG as a provider: bond, unbond, withdraw, rewards, slashing; the local chain.",
+    help=HELP,
     no_args_is_help=True,
+    epilog=examples(
+        "fogctl stake chain up",
+        "fogctl stake deploy",
+        "fogctl stake deposit 1500",
+        "fogctl stake status",
+        "fogctl stake unstake 500",
+        "fogctl stake chain advance 8d",
+        "fogctl stake withdraw",
+    ),
 )
 chain_app = typer.Typer(
     help="The local chain (anvil) with its state kept in the state directory.",

@@ -8,9 +8,35 @@ from fogctl.cli import output
 from fogctl.cli.common import examples
 from fogctl.cli.common import state as current_state
 
+HELP = """Govern the network with FOG votes: proposals through the governor and timelock.
+
+FOG counts as votes once delegated (to yourself or someone else), for proposals that
+start after the delegation. A proposal needs delegated votes of at least the proposal
+threshold (1% of the supply at deployment); voting opens after the voting delay
+(1 day) and lasts the voting period (7 days); it passes with more for than against
+votes and a quorum of 20% of the supply (for plus abstain). A passed proposal is
+queued in the timelock and can be executed by anyone after the timelock delay
+(2 days). The timelock owns the token's minting and every staking parameter.
+
+
+Actions are CONTRACT.FUNCTION(ARGS) with CONTRACT one of token, staking, governor,
+timelock; amount arguments are whole FOG (2000; 5wei for wei), durations take
+s/m/h/d/w, addresses are 0x... or @token/@staking/@governor/@timelock, and role
+constants are named (SLASHER_ROLE). Endpoint, accounts and exit codes are as in
+fogctl-stake(1); on the local chain 'fogctl stake chain advance' skips the delays.
+"""
+
 app = typer.Typer(
-    help="Govern the network with FOG votes: proposals through the governor and timelock.",
+    help=HELP,
     no_args_is_help=True,
+    epilog=examples(
+        "fogctl vote delegate",
+        "fogctl vote propose --title 'Raise the minimum stake' "
+        "--action 'staking.setMinStake(2000)'",
+        "fogctl vote cast ID for",
+        "fogctl vote queue ID",
+        "fogctl vote execute ID",
+    ),
 )
 
 RpcUrlOpt = Annotated[
