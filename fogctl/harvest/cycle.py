@@ -15,6 +15,7 @@ One cycle (what a timer runs)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -40,7 +41,7 @@ from fogctl.harvest.sensors import SensorSource
 from fogctl.harvest.wasmrun import EXIT_CHECKPOINTED, EXIT_DONE, read_header
 from fogctl.state import State
 
-__all__ = ["DutyCycle", "TaskOutcome", "run_cycle", "run_loop"]
+__all__ = ["CpuCap", "TaskOutcome", "run_cycle", "run_loop"]
 
 Log = Callable[[str], None]
 
@@ -49,21 +50,96 @@ def _nolog(msg: str) -> None:
     pass
 
 
-class DutyCycle:
-    """Cap a process tree at ``percent`` of one CPU's time by SIGSTOP/SIGCONT."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PREFIX = "fogctl-harvest-"
 
-    def __init__(self, pid: int, percent: float, period: float = 0.1) -> None:
+
+def _cpu_ticks(pid: int) -> float | None:
+    """CPU seconds used by ``pid``'s threads, in nanoseconds' precision (schedstat).
+
+    ``/proc/PID/task/*/schedstat`` starts with the time each thread spent on a CPU;
+    /proc/PID/stat's clock ticks (10 ms) are too coarse to throttle on 50 ms periods.
+    """
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+class CpuCap:
+    """Cap a process at ``percent`` of one CPU's time.
+
+    Where this process may create cgroups (root, or a delegated subtree), the kernel
+    enforces it: cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us`` (the same CFS
+    bandwidth control as ``docker --cpus``). Otherwise fogctl throttles by CPU time:
+    every 50 ms it compares the CPU the task has used with ``percent`` x wall time and
+    SIGSTOPs it while it is ahead, SIGCONTs it when it is not (cpulimit(1)'s method, on
+    measured CPU rather than wall-clock slices, so a task starved by other load is not
+    throttled a second time). ``method`` says which one is in force;
+    ``FOGCTL_HARVEST_CAP_METHOD=throttle`` forces the fallback.
+    """
+
+    def __init__(self, pid: int, percent: float, name: str, period: float = 0.05) -> None:
         self.pid = pid
-        self.on = max(0.0, min(1.0, percent / 100.0))
+        self.share = max(0.0, percent / 100.0)
+        self.name = name
         self.period = period
+        self.method = "none"
+        self.cgroup: Path | None = None
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> DutyCycle:
-        if self.on < 1.0:
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
+    def start(self) -> CpuCap:
+        if self.share >= 1.0 * (os.cpu_count() or 1):
+            return self
+        forced = os.environ.get("FOGCTL_HARVEST_CAP_METHOD", "")
+        if forced != "throttle" and self._try_cgroup():
+            return self
+        self.method = "throttle"
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
         return self
+
+    @staticmethod
+    def cgroup_method() -> str | None:
+        """``cgroup-v2``/``cgroup-v1`` if this process may create CPU cgroups, else None."""
+        v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+        d = (CGROUP_ROOT if v2 else CGROUP_ROOT / "cpu") / f"{CGROUP_PREFIX}probe-{os.getpid()}"
+        try:
+            d.mkdir()
+            d.rmdir()
+        except OSError:
+            return None
+        return "cgroup-v2" if v2 else "cgroup-v1"
+
+    def _try_cgroup(self) -> bool:
+        quota = max(1000, int(self.share * 100_000))
+        v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+        base = CGROUP_ROOT if v2 else CGROUP_ROOT / "cpu"
+        d = base / f"{CGROUP_PREFIX}{self.name}"
+        try:
+            d.mkdir(exist_ok=True)
+            if v2:
+                (d / "cpu.max").write_text(f"{quota} 100000\n")
+            else:
+                (d / "cpu.cfs_period_us").write_text("100000\n")
+                (d / "cpu.cfs_quota_us").write_text(f"{quota}\n")
+            (d / "cgroup.procs").write_text(f"{self.pid}\n")
+        except OSError:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+            return False
+        self.cgroup = d
+        self.method = "cgroup-v2" if v2 else "cgroup-v1"
+        return True
 
     def _signal(self, sig: int) -> bool:
         try:
@@ -73,25 +149,52 @@ class DutyCycle:
             return False
 
     def _run(self) -> None:
-        deadline = time.monotonic()
-        while not self._halt.is_set():
-            deadline += self.period * self.on
-            if not self._signal(signal.SIGCONT):
+        t_last = time.monotonic()
+        used_last = _cpu_ticks(self.pid) or 0.0
+        credit = 0.0
+        stopped = False
+        while not self._halt.wait(self.period):
+            now = time.monotonic()
+            used = _cpu_ticks(self.pid)
+            if used is None:
                 return
-            self._halt.wait(max(0.0, deadline - time.monotonic()))
-            if self._halt.is_set():
-                break
-            deadline += self.period * (1 - self.on)
-            if not self._signal(signal.SIGSTOP):
-                return
-            self._halt.wait(max(0.0, deadline - time.monotonic()))
+            credit += self.share * (now - t_last) - (used - used_last)
+            # unused credit piles up only a little (a starved task may catch up by at
+            # most 0.2 s of CPU: no long burst at full speed)
+            credit = min(credit, self.share * 0.2)
+            t_last, used_last = now, used
+            want_stop = credit < 0
+            if want_stop != stopped:
+                if not self._signal(signal.SIGSTOP if want_stop else signal.SIGCONT):
+                    return
+                stopped = want_stop
         self._signal(signal.SIGCONT)
 
-    def stop(self) -> None:
+    def release(self) -> None:
+        """Stop throttling (the process runs free, e.g. to checkpoint quickly)."""
         self._halt.set()
         if self._thread is not None:
             self._thread.join()
         self._signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        """After the process is gone: remove its cgroup."""
+        self.release()
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.rmdir()
+
+
+def clean_cgroups() -> None:
+    """Remove empty cgroups left by a cycle that crashed (rmdir fails on a busy one)."""
+    for base in (CGROUP_ROOT, CGROUP_ROOT / "cpu"):
+        try:
+            stale = [p for p in base.iterdir() if p.name.startswith(CGROUP_PREFIX)]
+        except OSError:
+            continue
+        for p in stale:
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 @dataclass
@@ -190,8 +293,11 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
 
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
-    throttle = DutyCycle(proc.pid, policy.cpu_limit).start()
-    sup.log(f"task {task.id} ({task.name}): started wasm pid {proc.pid}, cap {policy.cpu_limit:g}%")
+    throttle = CpuCap(proc.pid, policy.cpu_limit, f"{task.id}-{proc.pid}").start()
+    sup.log(
+        f"task {task.id} ({task.name}): started wasm pid {proc.pid}, "
+        f"cap {policy.cpu_limit:g}% ({throttle.method})"
+    )
     cpu = 0.0
     last_renew = time.monotonic()
     latency: float | None = None
@@ -209,7 +315,7 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
             if not sup.still_eligible(cpu):
                 t0 = time.monotonic()
                 sup.log(f"task {task.id}: preempting ({'; '.join(sup.reasons)})")
-                throttle.stop()
+                throttle.release()
                 proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(timeout=policy.grace)
@@ -220,10 +326,10 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
                 latency = time.monotonic() - t0
                 break
     finally:
-        throttle.stop()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        throttle.close()
     rc = proc.returncode
     # the reaped child's exact CPU time (RUSAGE_CHILDREN also holds the few short helper
     # processes sensors may run, e.g. loginctl; negligible beside a task)
@@ -311,6 +417,7 @@ def run_cycle(
     if not lock.acquire():
         return CycleRecord("locked", False, ("another harvest cycle holds the lock",))
     with lock:
+        clean_cgroups()
         policy = load_policy(state)
         src = source or sensor_source(state, policy, persist=False)
         readings = src.read()

@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import yaml
-
 from fogctl.errors import InvalidInput
 from fogctl.harvest import queue
 from fogctl.harvest.policy import (
@@ -48,6 +46,8 @@ def set_policy(state: State, changes: Mapping[str, Any], reset: bool = False) ->
     """Validate ``changes`` and write them under ``harvest:`` in the state dir config.yaml."""
     power = {k: v for k, v in changes.items() if k in ("power_alpha", "power_beta")}
     parsed = {k: parse_field(k, v) for k, v in changes.items() if k not in power}
+    import yaml
+
     path = state.root / "config.yaml"
     try:
         text = path.read_text(encoding="utf-8")

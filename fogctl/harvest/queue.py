@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -173,6 +172,8 @@ def normalise_spec(state: State, spec: Any, base: Path | None = None) -> dict[st
 def enqueue(state: State, specs: Iterable[Any], base: Path | None = None) -> list[str]:
     """Queue job specs for harvesting; returns the new task ids (in order)."""
     migrate(state)
+    import secrets
+
     rows = []
     now = time.time()
     for spec in specs:

@@ -145,10 +145,12 @@ class CpuSampler:
         own = max(0.0, own_cpu_seconds - prev[3])
         self._prev = (now, busy, total, own_cpu_seconds)
         if self.persist is not None:
+            # a hint, not state: temp + rename without fsync (a lost sample costs one
+            # blocking interval next time, nothing else)
             try:
-                from fogctl.state.atomic import write_atomic
-
-                write_atomic(self.persist, json.dumps(list(self._prev)).encode())
+                tmp = self.persist.with_name(f".{self.persist.name}.{os.getpid()}")
+                tmp.write_text(json.dumps(list(self._prev)))
+                os.replace(tmp, self.persist)
             except OSError:
                 pass
         total_pct = max(0.0, min(100.0, 100.0 * used / dt_total))
@@ -226,7 +228,12 @@ def read_temperature() -> Reading:
 
 def _logind_idle(now: float, run: Callable[..., Any] = subprocess.run) -> Reading | None:
     """Owner idle seconds from logind (minimum over graphical/tty sessions with a seat)."""
-    if not Path("/run/systemd/seats").is_dir() or shutil.which("loginctl") is None:
+    seats = Path("/run/systemd/seats")
+    try:
+        has_seat = any(seats.iterdir())
+    except OSError:
+        has_seat = False
+    if not has_seat or shutil.which("loginctl") is None:
         return None
     try:
         out = run(

@@ -212,3 +212,50 @@ def test_memory_cap_from_policy_is_enforced(state: State, sensors: Sensors, tmp_
     run_cycle(State(state.root))
     task = queue.get_task(state, tid)
     assert task.state == "done" and json.loads(task.result or "[]") == [-1]
+
+
+@pytest.mark.parametrize("method", ["cgroup", "throttle"])
+def test_cpu_cap_holds_the_task_near_its_share(
+    method: str, state: State, sensors: Sensors, background: Any, monkeypatch: Any
+) -> None:
+    """A CPU-bound WASM task capped at 40% never gets more than its share (the accuracy
+    figure over 10 s is in tests/bench/bench_harvest.py)."""
+    import psutil
+
+    from fogctl.harvest.cycle import CpuCap
+    from fogctl.harvest.engine import set_policy
+
+    if method == "cgroup" and CpuCap.cgroup_method() is None:
+        from ..conftest import need
+
+        need(False, "no writable CPU cgroup here (needs root or a delegated cgroup)")
+        pytest.skip("no writable cgroup")
+    monkeypatch.setenv("FOGCTL_HARVEST_CAP_METHOD", "throttle" if method == "throttle" else "")
+    set_policy(state, {"cpu_limit": "40%"})
+    (tid,) = queue.enqueue(state, [sum_job("capped", 0, 10**12)])
+    cyc = background(lambda: run_cycle(State(state.root)))
+    wait_for(lambda: _running_with_progress(State(state.root), tid) or _child() is not None)
+    child = _child()
+    assert child is not None
+    time.sleep(0.3)
+    c0, t0 = sum(child.cpu_times()[:2]), time.monotonic()
+    time.sleep(2.0)
+    c1, t1 = sum(child.cpu_times()[:2]), time.monotonic()
+    sensors.update(battery=10)
+    cyc.result()
+    share = (c1 - c0) / (t1 - t0)
+    assert share <= 0.48, f"{method}: {share:.2f} of a CPU with a 40% cap"
+    assert share > 0.05
+    del psutil
+
+
+def _child() -> Any:
+    import psutil
+
+    for p in psutil.Process().children():
+        try:
+            if "fogctl.harvest.wasmrun" in " ".join(p.cmdline()):
+                return p
+        except psutil.Error:
+            continue
+    return None
