@@ -126,7 +126,9 @@ def bench_preemption(home: Path, sensors: Path, trials: int) -> None:
             st, [{"name": "long", "wasm": str(SUM_WAT), "env": {"FOGCTL_INDEX_END": str(10**11)}}]
         )
         outs: list[Any] = []
-        th = threading.Thread(target=lambda: run_cycle(State(home), on_task=outs.append))
+        th = threading.Thread(
+            target=lambda o=outs: run_cycle(State(home), on_task=o.append)  # type: ignore[misc]
+        )
         th.start()
         _wait(lambda: (c := _child_cpu()) is not None and c[1] > 0.5)
         t0 = time.monotonic()
