@@ -1,0 +1,153 @@
+"""Job execution overheads, each figure beside a reference measured in the same run.
+
+    python tests/bench/bench_jobs.py [--runs N] [--jobs N] [--concurrency N]
+
+Targets (issue #4):
+
+* overhead: median wall time of ``fogctl submit --wait`` for a trivial container
+  vs ``docker run --rm`` of the same container, ratio <= 1.3;
+* throughput: N (100) trivial jobs submitted at once, concurrency bounded by
+  ``--concurrency``, in jobs/s beside a plain sequential loop of ``docker run --rm``;
+* WASM: start-to-exit of a trivial WASI job (executor start -> exit), median < 100 ms,
+  beside the whole ``fogctl submit --wait`` process for the same job.
+
+Needs a Docker Engine and ``/bin/busybox`` (the image is built locally, no registry);
+without them only the WASM figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "fogctl-bench/busybox:1"
+
+
+def fogctl_cmd() -> list[str]:
+    exe = shutil.which("fogctl")
+    return [exe] if exe else [sys.executable, "-m", "fogctl.cli.main"]
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=True, env=env)
+    return time.perf_counter() - start
+
+
+def docker_ok() -> bool:
+    try:
+        from fogctl.jobs.executors.docker import docker_client
+
+        docker_client().close()
+    except Exception:
+        return False
+    return Path("/bin/busybox").exists()
+
+
+def spec_line(name: str, **extra: object) -> str:
+    spec = {"metadata": {"name": name}, "image": IMAGE, "command": ["true"], **extra}
+    return json.dumps(spec) + "\n"
+
+
+def bench_overhead(runs: int, home: Path) -> None:
+    env = dict(os.environ, FOGCTL_HOME=str(home))
+    fog = fogctl_cmd()
+    docker = shutil.which("docker") or "docker"
+    timed([docker, "run", "--rm", IMAGE, "true"])  # warm
+    timed([*fog, "submit", "-", "--wait", "-q"], env, spec_line("warm"))
+    ours, ref = [], []
+    for i in range(runs):  # interleaved, so both see the same machine load
+        ref.append(timed([docker, "run", "--rm", IMAGE, "true"]))
+        ours.append(timed([*fog, "submit", "-", "--wait", "-q"], env, spec_line(f"o{i}")))
+    a, b = statistics.median(ours), statistics.median(ref)
+    print(f"overhead   fogctl submit --wait (container)  median {a * 1000:7.0f} ms")
+    print(f"           docker run --rm (reference)       median {b * 1000:7.0f} ms")
+    print(f"           ratio {a / b:.2f}  (target <= 1.3)")
+
+
+def bench_throughput(n: int, concurrency: int, loop_n: int, home: Path) -> None:
+    env = dict(os.environ, FOGCTL_HOME=str(home))
+    fog = fogctl_cmd()
+    docker = shutil.which("docker") or "docker"
+    text = "".join(spec_line(f"tp{i}") for i in range(n))
+    t = timed([*fog, "submit", "-", "--wait", "-q", "--concurrency", str(concurrency)], env, text)
+    start = time.perf_counter()
+    for _ in range(loop_n):
+        subprocess.run([docker, "run", "--rm", IMAGE, "true"], capture_output=True, check=True)
+    loop = time.perf_counter() - start
+    print(
+        f"throughput fogctl submit --wait, {n} jobs, concurrency {concurrency}: "
+        f"{n / t:6.2f} jobs/s ({t:.1f} s)"
+    )
+    print(
+        f"           sequential docker run --rm loop ({loop_n} runs, reference): "
+        f"{loop_n / loop:6.2f} jobs/s ({loop:.1f} s)"
+    )
+
+
+def bench_wasm(runs: int, home: Path) -> None:
+    from fogctl.jobs import parse_spec
+    from fogctl.jobs.executors import Launch, get_executor
+
+    ex = get_executor("wasm")
+    spec = parse_spec({"metadata": {"name": "w"}, "wasm": str(ROOT / "examples" / "hello.wat")})
+    work = Path(tempfile.mkdtemp()) / "work"
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        handle = ex.start(Launch(spec, f"w-{i}", work))
+        result = ex.wait(handle)
+        elapsed = time.perf_counter() - start
+        assert result is not None and result.ok, result
+        ex.remove(handle)
+        if i:  # the first run compiles the module; later ones reuse the artifact
+            times.append(elapsed)
+    env = dict(os.environ, FOGCTL_HOME=str(home))
+    fog = fogctl_cmd()
+    hello = str(ROOT / "examples" / "hello.wat")
+    procs = []
+    for i in range(max(3, runs // 5)):
+        line = json.dumps({"metadata": {"name": f"h{i}"}, "wasm": hello}) + "\n"
+        procs.append(timed([*fog, "submit", "-", "--wait", "-q"], env, line))
+    exe_ms = statistics.median(times) * 1000
+    proc_ms = statistics.median(procs) * 1000
+    print(
+        f"wasm       start-to-exit (executor)          median {exe_ms:7.1f} ms  (target < 100 ms)"
+    )
+    print(
+        f"           whole fogctl submit --wait process median {proc_ms:7.0f} ms"
+        " (reference: includes Python start-up)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--loop", type=int, default=20, help="docker run loop length")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_wasm(max(args.runs, 21), Path(tmp) / "w")
+        if not docker_ok():
+            print("docker: no Docker Engine or /bin/busybox; container figures skipped")
+            return 0
+        from fogctl.jobs.images import build_busybox_image
+
+        build_busybox_image(IMAGE)
+        bench_overhead(args.runs, Path(tmp) / "o")
+        bench_throughput(args.jobs, args.concurrency, args.loop, Path(tmp) / "t")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
