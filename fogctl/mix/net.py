@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -55,6 +56,7 @@ OK, ERR = 0x80, 0x81
 _FRAME = struct.Struct(">BI")
 MAX_FRAME = 32 * 1024 * 1024
 PULL_SKEW = 300.0
+RCVBUF = 4 * 1024 * 1024
 _ENTRY = 16 + sphinx.PAYLOAD_SIZE
 
 
@@ -278,6 +280,10 @@ class NodeService:
                     f"cannot bind UDP {self.host}:{self.port}: {exc}"
                 ) from None
             port = transport.get_extra_info("sockname")[1]
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # bursts of packets must not overflow the default buffer
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             try:
                 self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
             except OSError:
