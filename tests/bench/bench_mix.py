@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import shutil
@@ -62,7 +63,8 @@ for mode in ("p224", "c25519"):
     else:
         params = SphinxParams(group=Group_C25519(), body_len=2048)
         # the PyPI release's blinding factor is 16 bytes: widen it to 32 (else hop 2 fails)
-        params.hb = lambda k, p=params: p.derive_key(k, b"hbhbhbhbhbhbhbhb") + p.derive_key(k, b"HBHBHBHBHBHBHBHB")
+        params.hb = lambda k, p=params: (
+            p.derive_key(k, b"hbhbhbhbhbhbhbhb") + p.derive_key(k, b"HBHBHBHBHBHBHBHB"))
         keys = []
         for i in range(5):
             x = os.urandom(32); keys.append((x, crypto_scalarmult_base(x)))
@@ -203,7 +205,7 @@ def departures(real: bool, seconds: float, seed: int) -> list[float]:
         c.handle_timer(t)
         c.datagrams_to_send(t)
     d = c.departures
-    return [b - a for a, b in zip(d, d[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(d)]
 
 
 def main() -> int:
