@@ -69,6 +69,7 @@ class FogProtocol(KademliaProtocol):  # type: ignore[misc]
         self.requests = RateLimiter(request_rate, request_rate * 2)
         self.stores = RateLimiter(store_rate, store_rate * 2)
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.misses: dict[bytes, int] = {}
         self.verified: dict[bytes, tuple[bytes, Addr]] = {}
         self._verifying: set[bytes] = set()
         self._outstanding: dict[bytes, tuple[asyncio.Future[Any], Any, str, Addr]] = {}
@@ -314,8 +315,15 @@ class FogProtocol(KademliaProtocol):  # type: ignore[misc]
 
     def handle_call_response(self, result: tuple[bool, Any], node: Node) -> tuple[bool, Any]:
         if not result[0]:
-            self.router.remove_contact(node)
+            # one lost datagram is not a dead node: drop a contact after two misses in a row
+            misses = self.misses.get(node.id, 0) + 1
+            if misses >= 2:
+                self.router.remove_contact(node)
+                self.misses.pop(node.id, None)
+            else:
+                self.misses[node.id] = misses
             return result
+        self.misses.pop(node.id, None)
         self.welcome_if_new(node)
         return result
 

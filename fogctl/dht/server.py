@@ -169,7 +169,10 @@ class FogServer(Server):  # type: ignore[misc]
     async def bootstrap(self, addrs: Iterable[tuple[str, int]]) -> list[Node]:
         """Ping ``addrs`` (each must sign a nonce), then look up our own id."""
         proto: FogProtocol = self.protocol
+        addrs = list(addrs)
         answers = await asyncio.gather(*(proto.ping_addr(a) for a in addrs))
+        if addrs and not any(answers):  # one retry: a ping or its answer may be lost
+            answers = await asyncio.gather(*(proto.ping_addr(a) for a in addrs))
         seeds = []
         for addr, got in zip(addrs, answers, strict=False):
             if got is not None and got[0] != self.node.id:
