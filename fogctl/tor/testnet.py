@@ -542,3 +542,23 @@ def testnet_down(directory: Path, *, keep: bool = False) -> TestnetRecord:
 
 def version(tor: str | None = None) -> str:
     return tor_version(tor or find_tor())
+
+
+def wait_foreground(directory: Path, notice: Progress) -> None:
+    """Block until SIGTERM/SIGINT (then tear the network down) or until its tors die."""
+    import signal
+
+    stop = threading.Event()
+    old_term = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    old_int = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        net = load(directory)
+        while not stop.wait(0.5):
+            if not _running(net):
+                notice("every tor of the private network has exited")
+                break
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+    notice("stopping the private Tor network")
+    testnet_down(directory)
