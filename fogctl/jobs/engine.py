@@ -921,6 +921,7 @@ def logs(state: State, job_id: str, *, follow: bool = False, poll: float = 0.1) 
         pos = 0
         run_id = row["run_id"]
         while True:
+            done = row["state"] in lc.TERMINAL
             path = row["log_path"]
             if path:
                 with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
@@ -928,14 +929,12 @@ def logs(state: State, job_id: str, *, follow: bool = False, poll: float = 0.1) 
                     while chunk := fh.read(65536):
                         pos += len(chunk)
                         yield chunk
-            if not follow:
+            if not follow or done:
                 return
             time.sleep(poll)
             row = _row(state, job_id)
             if row["run_id"] != run_id:
                 pos, run_id = 0, row["run_id"]
-            if row["state"] in lc.TERMINAL:
-                return
     if row["logs"]:
         try:
             yield state.blobs.get(row["logs"])

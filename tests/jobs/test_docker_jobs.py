@@ -260,3 +260,35 @@ def test_missing_image_is_rejected(cli) -> None:
     (final,) = run(cli, job("noimg", "fogctl-test/does-not-exist:0", "true"), code=1)
     assert (final["state"], final["reason"]) == ("failed", "rejected")
     assert "does not pull" in final["detail"]
+
+
+def test_cancel_when_the_runner_is_gone(cli, busybox_image: str, fog_home: Path) -> None:
+    state = State()
+    engine.submit(state, [parse_spec(job("orphan", busybox_image, "sleep 30"))])
+    runner = _spawn_runner(fog_home, ["orphan"])
+    poll(lambda: engine.get_job(State(), "orphan").ref, timeout=20)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(5)
+    res = cli("jobs", "cancel", "orphan", "--json")
+    assert res.code == 0
+    rec = res.record()
+    assert (rec["state"], rec["reason"]) == ("cancelled", "stopped")
+
+
+def test_logs_follow_a_running_container(cli, busybox_image: str, fog_home: Path) -> None:
+    state = State()
+    engine.submit(
+        state,
+        [
+            parse_spec(
+                job("ticker", busybox_image, "for i in 1 2 3; do echo tick $i; sleep 0.2; done")
+            )
+        ],
+    )
+    runner = _spawn_runner(fog_home, ["ticker"])
+    try:
+        poll(lambda: engine.get_job(State(), "ticker").ref, timeout=20)
+        out = cli("jobs", "logs", "--follow", "ticker").stdout
+    finally:
+        runner.wait(20)
+    assert out.splitlines() == ["tick 1", "tick 2", "tick 3"]

@@ -267,3 +267,13 @@ def test_jsonl_assignments_on_stdin(cli) -> None:
     res = cli("submit", "-", "--wait", "--json", input=line + "\n")
     assert res.code == 0, res.stderr
     assert res.records()[-1]["node"] == "n1"
+
+
+def test_logs_follow_a_detached_wasm_job(cli) -> None:
+    """A detached runner runs the job; jobs logs -f streams its output live to the end."""
+    res = cli("submit", str(EXAMPLES / "checkpoint.yaml"), "--json")
+    assert res.code == 0
+    logs = cli("jobs", "logs", "-f", "count")
+    lines = logs.stdout.splitlines()
+    assert lines == ["start 0", "done 40"]
+    assert cli("jobs", "show", "count", "--json").record()["state"] == "succeeded"
