@@ -1,0 +1,306 @@
+"""fogctl mesh: delay-tolerant messaging on BPv7 bundles, encrypted end to end."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fogctl.cli import output
+from fogctl.cli.common import examples
+from fogctl.cli.common import state as current_state
+
+app = typer.Typer(
+    help="Delay-tolerant mesh messaging: BPv7 bundles, store-carry-forward, E2E ratchet.",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(
+    help="Prekey bundles for end-to-end encryption (X3DH + Double Ratchet).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+NameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="This node's name (dtn://NAME/); default mesh.name or the node id."
+    ),
+]
+
+
+@app.command(
+    epilog=examples(
+        "fogctl mesh serve --name bob --tcpcl 0.0.0.0:4556 --peer tcpcl://HOST:4556",
+        "fogctl mesh serve --router prophet --mdns",
+        "fogctl mesh serve --mtcp 127.0.0.1:4224 --peer mtcp://HOST:4224/ud3tn",
+    )
+)
+@output.with_output
+def serve(
+    name: NameOpt = None,
+    router: Annotated[
+        str | None,
+        typer.Option(help="Routing: epidemic, prophet, spray, flooding or direct (mesh.router)."),
+    ] = None,
+    tcpcl: Annotated[
+        str | None,
+        typer.Option(help="TCPCLv4 listen HOST:PORT, or 'off' (default 127.0.0.1:4556)."),
+    ] = None,
+    mtcp: Annotated[
+        str | None, typer.Option(help="MTCP listen HOST:PORT (off by default).")
+    ] = None,
+    udp: Annotated[str | None, typer.Option(help="UDP listen HOST:PORT (off by default).")] = None,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--peer",
+            help="A neighbour to dial: tcpcl://HOST:PORT, mtcp://HOST:PORT/NAME or "
+            "udp://HOST:PORT/NAME (repeatable).",
+        ),
+    ] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between store scans and redials.")] = 1.0,
+    mdns: Annotated[
+        bool, typer.Option("--mdns", help="Announce and discover TCPCL nodes by mDNS.")
+    ] = False,
+) -> None:
+    """Run a DTN node in the foreground: bundle store, convergence layers, routing.
+
+    Logs to stderr; SIGTERM or Ctrl-C stops it cleanly. Bundles queued with
+    'fogctl mesh send' (in another process) are picked up from the shared store.
+    """
+    from fogctl.mesh.api import serve as engine
+
+    engine(
+        current_state(),
+        name=name,
+        router=router,
+        tcpcl=tcpcl,
+        mtcp=mtcp,
+        udp=udp,
+        peers=peer or [],
+        poll=poll,
+        mdns=mdns,
+    )
+
+
+@app.command(
+    epilog=examples(
+        "fogctl mesh send --to dtn://alice/ < note.txt",
+        "echo hi | fogctl mesh send --to dtn://alice/ --lifetime 7200 --json",
+        "fogctl mesh send --to dtn://bob/ --plain --fragment 1000 photo.jpg",
+    )
+)
+@output.with_output
+def send(
+    to: Annotated[str, typer.Option("--to", help="Destination endpoint, e.g. dtn://alice/.")],
+    file: Annotated[str, typer.Argument(help="File to send, or - for stdin.")] = "-",
+    lifetime: Annotated[float, typer.Option(help="Seconds until the bundle expires.")] = 3600,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="Do not encrypt (relays can read it).")
+    ] = False,
+    fragment: Annotated[
+        int | None, typer.Option(help="Split into fragments of at most this many payload bytes.")
+    ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Ask the destination for a delivery status report.")
+    ] = False,
+    name: NameOpt = None,
+) -> None:
+    """Encrypt a message for its destination and queue it for store-carry-forward.
+
+    Needs the destination's trusted prekeys (see 'fogctl mesh keys trust'). The
+    running 'fogctl mesh serve' forwards it until delivered or expired.
+    """
+    from fogctl.errors import InvalidInput
+    from fogctl.mesh.api import send as engine
+
+    if file == "-":
+        data = (
+            sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        )
+    else:
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"{file}: {exc.strerror or exc}") from None
+    rec = engine(
+        current_state(),
+        to,
+        data,
+        lifetime_s=lifetime,
+        plain=plain,
+        fragment_size=fragment,
+        report=report,
+        name=name,
+    )
+    output.notice(f"queued {rec.id} for {rec.destination}")
+    output.emit_one(rec)
+
+
+@app.command(epilog=examples("fogctl mesh inbox", "fogctl mesh inbox --json | jq -r .id"))
+@output.with_output
+def inbox() -> None:
+    """List messages delivered to this node (sender, time, size, read or not)."""
+    from fogctl.mesh.api import inbox as engine
+
+    output.emit(engine(current_state()))
+
+
+@app.command(epilog=examples("fogctl mesh read 3f2a9c", "fogctl mesh read 3f2a9c --json"))
+@output.with_output
+def read(
+    message_id: Annotated[str, typer.Argument(metavar="ID", help="Message ID (or a prefix).")],
+) -> None:
+    """Write a message's content to stdout (its record with --json) and mark it read."""
+    from fogctl.mesh.api import read as engine
+
+    rec, data = engine(current_state(), message_id)
+    if output.current().json:
+        output.emit_one({**rec.to_dict(), "content": data.decode("utf-8", "replace")})
+    else:
+        sys.stdout.flush()
+        if hasattr(sys.stdout, "buffer"):
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+
+
+@app.command(epilog=examples("fogctl mesh peers", "fogctl mesh peers --json | jq .node"))
+@output.with_output
+def peers() -> None:
+    """List neighbours this node has had contact with, and their predictability."""
+    from fogctl.mesh.api import peers as engine
+
+    output.emit(engine(current_state()))
+
+
+@app.command(epilog=examples("fogctl mesh bundles", "fogctl mesh bundles --json | jq .size"))
+@output.with_output
+def bundles() -> None:
+    """List bundles held in the store for forwarding (local and relayed)."""
+    from fogctl.mesh.api import bundles as engine
+
+    output.emit(engine(current_state()))
+
+
+@keys_app.command(
+    "publish",
+    epilog=examples(
+        "fogctl mesh keys publish --json > alice.key",
+        "fogctl mesh keys publish --rotate",
+    ),
+)
+@output.with_output
+def keys_publish(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Make a new signed prekey and one-time prekeys.")
+    ] = False,
+    name: NameOpt = None,
+) -> None:
+    """Print this node's signed prekey bundle (give it to peers; nodes also swap it on
+    contact). Compare the fingerprint out of band."""
+    from fogctl.mesh.api import keys_publish as engine
+
+    output.emit_one(engine(current_state(), rotate=rotate, name=name))
+
+
+@keys_app.command(
+    "trust",
+    epilog=examples(
+        "fogctl mesh keys trust alice.key",
+        "fogctl mesh keys trust dtn://alice/ --fingerprint '1a2b 3c4d ...'",
+        "ssh HOST fogctl mesh keys publish --json | fogctl mesh keys trust -",
+    ),
+)
+@output.with_output
+def keys_trust(
+    what: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="Node (dtn://NAME/ or NAME), or a key file, or -."),
+    ],
+    fingerprint: Annotated[
+        str | None, typer.Option(help="Refuse unless the key has this fingerprint.")
+    ] = None,
+) -> None:
+    """Trust a node's prekeys: messages to it may then be sent, and its messages are
+    shown as verified."""
+    from fogctl.mesh.api import keys_trust as engine
+
+    output.emit(engine(current_state(), what, fingerprint=fingerprint))
+
+
+@keys_app.command("list", epilog=examples("fogctl mesh keys list", "fogctl mesh keys list --json"))
+@output.with_output
+def keys_list() -> None:
+    """List known prekey bundles, their fingerprints and whether they are trusted."""
+    from fogctl.mesh.api import keys_list as engine
+
+    output.emit(engine(current_state()))
+
+
+@app.command(
+    epilog=examples(
+        "fogctl mesh sim --nodes 50 --router prophet",
+        "fogctl mesh sim --buffer 20 --plot sim.png --table",
+        "fogctl mesh sim --trace examples/mesh-trace.txt --duration 600 --interval 10",
+    )
+)
+@output.with_output
+def sim(
+    nodes: Annotated[int, typer.Option(help="Number of nodes (random waypoint).")] = 40,
+    router: Annotated[
+        list[str] | None,
+        typer.Option("--router", help="Router(s) to compare (repeatable; default all)."),
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds during which messages are made.")] = 7200,
+    drain: Annotated[
+        float, typer.Option(help="Extra seconds of contacts after the last message.")
+    ] = 0,
+    area: Annotated[float, typer.Option(help="Side of the square area in metres.")] = 1000,
+    range_m: Annotated[float, typer.Option("--range", help="Radio range in metres.")] = 50,
+    speed_min: Annotated[float, typer.Option(help="Minimum speed (m/s).")] = 1.0,
+    speed_max: Annotated[float, typer.Option(help="Maximum speed (m/s).")] = 5.0,
+    interval: Annotated[float, typer.Option(help="Mean seconds between messages.")] = 30,
+    lifetime: Annotated[float, typer.Option(help="Message lifetime in seconds.")] = 3600,
+    buffer: Annotated[
+        int | None, typer.Option(help="Bundles each node can hold (default unlimited).")
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option(help="Contact trace file (TIME CONN A B up|down) instead.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same contacts).")] = 1,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write a bar chart (PNG or SVG) here.")
+    ] = None,
+) -> None:
+    """Simulate contacts and compare routers: delivery ratio, latency, overhead.
+
+    Every router runs the same sans-IO code as 'mesh serve', over the same contacts
+    and messages.
+    """
+    from fogctl.errors import InvalidInput
+    from fogctl.mesh.api import simulate
+
+    if speed_min <= 0 or speed_max < speed_min:
+        raise InvalidInput("--speed-min must be positive and at most --speed-max")
+    if buffer is not None and buffer < 1:
+        raise InvalidInput("--buffer must be at least 1")
+    recs = simulate(
+        router or [],
+        plot=plot,
+        nodes=nodes,
+        duration=duration,
+        drain=drain,
+        width=area,
+        height=area,
+        range_m=range_m,
+        speed=(speed_min, speed_max),
+        interval=interval,
+        lifetime=lifetime,
+        buffer=buffer,
+        trace=trace,
+        seed=seed,
+    )
+    if plot is not None:
+        output.notice(f"wrote {plot}")
+    output.emit(recs)
