@@ -534,12 +534,32 @@ def _remember(session: Session, pid: int, title: str, description: str, actions:
 
 
 def _known(session: Session) -> dict[str, tuple[str, str, list[str]]]:
+    """Titles and descriptions: proposals made here, else the governor's ProposalCreated logs."""
     rows = _db(session).query(
         "SELECT id, title, description, actions FROM chain_proposals "
         "WHERE chain_id = ? AND governor = ?",
         (session.client.chain_id, session.deployment.governor),
     )
     return {r["id"]: (r["title"], r["description"], json.loads(r["actions"])) for r in rows}
+
+
+def _from_logs(session: Session, known: dict[str, tuple[str, str, list[str]]]) -> None:
+    """Fill ``known`` from ProposalCreated events (proposals made on other machines)."""
+    try:
+        with chain_errors(session.client.rpc_url, "vote.ls"):
+            logs = session.governor.events.ProposalCreated().get_logs(
+                from_block=session.deployment.block
+            )
+    except OperationFailed:
+        return  # a node without the history: titles stay unknown
+    for log in logs:
+        pid = str(log["args"]["proposalId"])
+        if pid in known:
+            continue
+        description = str(log["args"]["description"])
+        first = description.split("\n", 1)[0]
+        title = first[2:].strip() if first.startswith("# ") else first.strip()
+        known[pid] = (title, description, [])
 
 
 def _parse_id(text: str) -> int:
@@ -607,7 +627,10 @@ def _describe_call(session: Session, target: str, calldata: bytes) -> str:
 
 def show_proposal(session: Session, proposal_id: str) -> ProposalRecord:
     pid = _parse_id(proposal_id)
-    return _proposal(session, pid, _known(session))
+    known = _known(session)
+    if str(pid) not in known:
+        _from_logs(session, known)
+    return _proposal(session, pid, known)
 
 
 def list_proposals(session: Session, state: str | None = None) -> list[ProposalRecord]:
@@ -617,6 +640,8 @@ def list_proposals(session: Session, state: str | None = None) -> list[ProposalR
     gov = session.governor
     known = _known(session)
     count = int(session.call(gov.functions.proposalCount()))
+    if count > len(known):
+        _from_logs(session, known)
     out = []
     for index in range(count - 1, -1, -1):
         pid, targets, values, calldatas, dh = session.call(gov.functions.proposalDetailsAt(index))

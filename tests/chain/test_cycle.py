@@ -248,3 +248,60 @@ def test_stake_revert_paths(cli: Any, chain: Chain) -> None:
     assert fund.code == 1 and "AccessControlUnauthorizedAccount" in fund.stderr
     tx(cli("stake", "unstake", "1500", "--json"))  # a full exit is allowed
     assert status(cli)["stake"] == "0"
+
+
+def test_titles_come_from_chain_logs_on_another_machine(
+    cli: Any, chain: Chain, tmp_path: Path, monkeypatch: Any
+) -> None:
+    tx(cli("vote", "delegate", "--json"))
+    chain.advance(1)
+    pid = tx(
+        cli(
+            "vote",
+            "propose",
+            "--title",
+            "Lower the unbonding floor",
+            "--description",
+            "Because.",
+            "--action",
+            "staking.setMinStake(500)",
+            "--json",
+        )
+    )["details"]["proposal"]
+    # Another machine: a fresh state directory that only knows the deployment.
+    other = tmp_path / "other-home"
+    (other / "chain" / "deployments").mkdir(parents=True)
+    (other / "chain" / "deployments" / "31337.json").write_text(
+        (chain.home / "chain" / "deployments" / "31337.json").read_text()
+    )
+    monkeypatch.setenv("FOGCTL_HOME", str(other))
+    shown = cli("vote", "show", pid, "--json").record()
+    assert shown["title"] == "Lower the unbonding floor"
+    assert shown["description"] == "# Lower the unbonding floor\n\nBecause.\n"
+    assert shown["actions"] == [f"staking.setMinStake({500 * 10**18})"]
+    listed = cli("vote", "ls", "--state", "pending", "--json").records()
+    assert [p["title"] for p in listed] == ["Lower the unbonding floor"]
+    assert cli("vote", "ls", "--state", "executed", "--json").records() == []
+
+
+def test_deposit_is_one_transaction_with_permit_or_allowance(cli: Any, chain: Chain) -> None:
+    from fogctl.chain.accounts import load_account
+    from fogctl.chain.client import ChainClient
+    from tests.chain.conftest import DEV_KEYS
+
+    def nonce() -> int:
+        return int(chain.rpc("eth_getTransactionCount", [ADDRESSES["provider"], "latest"]), 16)
+
+    chain.use("provider")
+    n = nonce()
+    tx(cli("stake", "deposit", "1000", "--json"))  # no allowance: ERC-2612 permit
+    assert nonce() == n + 1
+    client = ChainClient(chain.rpc_url)
+    me = load_account(chain.home, environ={"FOGCTL_CHAIN_PRIVATE_KEY": DEV_KEYS["provider"]})
+    token = client.contract("FogToken", chain.deployment["token"])
+    client.transact(token.functions.approve(chain.deployment["staking"], 10**21), me, action="a")
+    n = nonce()
+    rec = tx(cli("stake", "deposit", "1000", "--json"))  # allowance already there: stake()
+    assert nonce() == n + 1 and rec["gas_used"] < 120_000
+    assert token.functions.allowance(me.address, chain.deployment["staking"]).call() == 0
+    assert status(cli)["stake"] == "2000"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fogctl.chain.reverts import RevertError, decode_revert, revert_data, translate
 from fogctl.errors import OperationFailed, ServiceUnavailable
@@ -102,3 +104,14 @@ def test_node_refusals_are_failures() -> None:
 def test_unknown_exceptions_are_not_swallowed() -> None:
     with pytest.raises(KeyError):
         translate(KeyError("bug"))
+
+
+@given(st.binary(max_size=300))
+def test_fuzz_any_revert_bytes_decode_to_text(data: bytes) -> None:
+    assert isinstance(decode_revert(data), str)
+
+
+@given(st.binary(max_size=200))
+def test_fuzz_known_selectors_with_garbage_bodies(body: bytes) -> None:
+    for selector in (STILL[:4], ERROR_STRING[:4], PANIC[:4]):
+        assert isinstance(decode_revert(selector + body), str)
