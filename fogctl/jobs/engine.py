@@ -44,7 +44,7 @@ from fogctl.jobs.executors.base import (
     Launch,
 )
 from fogctl.jobs.records import JobRecord
-from fogctl.jobs.spec import JobSpec, parse_spec
+from fogctl.jobs.spec import GROUP_LABEL, JobSpec, expand_completions, parse_spec
 from fogctl.state import State
 
 __all__ = [
@@ -194,6 +194,16 @@ def _transition(
     )
 
 
+_GROUP_PATH = f'$.metadata.labels."{GROUP_LABEL}"'
+
+
+def _group_rows(state: State, group: str) -> list[Any]:
+    """The jobs of an indexed job (``completions > 1``) named ``group``."""
+    return state.db.query(
+        "SELECT * FROM jobs WHERE json_extract(spec, ?) = ?", (_GROUP_PATH, group)
+    )
+
+
 def job_dir(state: State, job_id: str) -> Path:
     return state.subdir("jobs") / job_id
 
@@ -261,6 +271,7 @@ def submit(
     it ended and ``retry`` is set. With ``retry``, a failed/cancelled/deadline-exceeded
     job goes back to ``pending`` (its checkpoint is kept)."""
     migrate(state)
+    specs = [child for spec in specs for child in expand_completions(spec)]
     check_runnable(specs, executor)
     now = time.time() if now is None else now
     out: list[JobRecord] = []
@@ -354,7 +365,10 @@ class Runner:
     # DB helpers
     def _rows(self) -> dict[str, Any]:
         marks = ",".join("?" * len(self.ids))
-        rows = self.state.db.query(f"SELECT * FROM jobs WHERE id IN ({marks})", self.ids)
+        rows = self.state.db.query(
+            f"SELECT *, json_extract(spec, ?) AS grp FROM jobs WHERE id IN ({marks})",
+            [_GROUP_PATH, *self.ids],
+        )
         return {r["id"]: r for r in rows}
 
     def _emit(self, job_id: str) -> None:
@@ -462,12 +476,16 @@ class Runner:
     def _deps_ready(self, spec: JobSpec) -> tuple[bool, str | None]:
         for dep, typ in spec.depends_on:
             row = _row(self.state, dep)
-            if row is None:
-                return False, f"depends on unknown job {dep}"
-            st = row["state"]
-            if st not in lc.TERMINAL:
+            if row is not None:
+                states = [row["state"]]
+            else:
+                states = [r["state"] for r in _group_rows(self.state, dep)]
+                if not states:
+                    return False, f"depends on unknown job {dep}"
+            if any(st not in lc.TERMINAL for st in states):
                 return False, None
-            ok = st == lc.SUCCEEDED
+            ok = all(st == lc.SUCCEEDED for st in states)
+            st = lc.SUCCEEDED if ok else next(x for x in states if x != lc.SUCCEEDED)
             if (typ == "afterok" and not ok) or (typ == "afternotok" and ok):
                 return False, f"dependency {dep} ended {st} ({typ})"
         return True, None
@@ -483,6 +501,14 @@ class Runner:
                 return
             if row["id"] in self.active or row["cancel"]:
                 continue
+            group = row["grp"]
+            if group is not None:
+                limit = json.loads(row["spec"]).get("parallelism", 1)
+                running = sum(
+                    1 for j in self.active if rows.get(j) is not None and rows[j]["grp"] == group
+                )
+                if running >= limit:
+                    continue
             if row["state"] == lc.RETRYING and (row["retry_at"] or 0) > now:
                 continue
             spec = parse_spec(json.loads(row["spec"]), f"job {row['id']}")

@@ -44,6 +44,7 @@ __all__ = [
     "Checkpoint",
     "InputFile",
     "JobSpec",
+    "expand_completions",
     "load_specs",
     "parse_cpu",
     "parse_memory",
@@ -704,6 +705,38 @@ def parse_spec(obj: Mapping[str, Any], where: str = "<spec>") -> JobSpec:
         field = _field_name(exc.path)
         prefix = f"{where}: field {field!r}: " if field else f"{where}: "
         raise InvalidInput(prefix + exc.message) from None
+
+
+GROUP_LABEL = "fogctl.io/job-group"
+INDEX_LABEL = "fogctl.io/completion-index"
+
+
+def expand_completions(spec: JobSpec) -> list[JobSpec]:
+    """A job with ``completions: N > 1`` as N indexed jobs ``ID-0`` .. ``ID-(N-1)``
+    (Kubernetes Indexed completion mode): each gets ``JOB_COMPLETION_INDEX`` and
+    ``FOGCTL_COMPLETION_INDEX`` and the labels ``fogctl.io/job-group: ID`` and
+    ``fogctl.io/completion-index: I``; at most ``parallelism`` of a group run at once,
+    and ``dependsOn: [afterok:ID]`` waits for the whole group."""
+    if spec.completions == 1:
+        return [spec]
+    out: list[JobSpec] = []
+    for i in range(spec.completions):
+        raw = json.loads(json.dumps(spec.raw))
+        raw.pop("completions", None)
+        name = f"{spec.id}-{i}"
+        labels = dict(raw["metadata"].get("labels", {}))
+        labels.update({GROUP_LABEL: spec.id, INDEX_LABEL: str(i)})
+        raw["metadata"] = {"name": name, "labels": labels}
+        raw["env"] = {
+            **raw.get("env", {}),
+            "JOB_COMPLETION_INDEX": str(i),
+            "FOGCTL_COMPLETION_INDEX": str(i),
+        }
+        if spec.parallelism == 1:
+            raw["parallelism"] = 1
+        child = parse_spec(raw, f"job {spec.id} completion {i}")
+        out.append(dataclasses.replace(child, node=spec.node))
+    return out
 
 
 # -- loading files ---------------------------------------------------------------------

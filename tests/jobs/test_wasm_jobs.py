@@ -277,3 +277,41 @@ def test_logs_follow_a_detached_wasm_job(cli) -> None:
     lines = logs.stdout.splitlines()
     assert lines == ["start 0", "done 40"]
     assert cli("jobs", "show", "count", "--json").record()["state"] == "succeeded"
+
+
+NAP = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i64.store (i32.const 256) (i64.const 0))
+    (i32.store8 (i32.const 264) (i32.const 0))
+    (i32.store (i32.const 272) (i32.const 1))
+    (i64.store (i32.const 280) (i64.const 150000000))
+    (drop (call $poll (i32.const 256) (i32.const 320) (i32.const 1) (i32.const 360)))))
+"""
+
+
+def test_indexed_completions_with_parallelism(cli, write_spec, wat) -> None:
+    nap = wat("nap", NAP)
+    spec = write_spec(
+        f"metadata: {{name: par}}\nwasm: {nap}\ncompletions: 4\nparallelism: 2\n---\n"
+        f"metadata: {{name: after}}\nwasm: {nap}\ndependsOn: [afterok:par]\n"
+    )
+    res = cli("submit", str(spec), "--wait", "--json", "--concurrency", "8")
+    assert res.code == 0, res.stderr
+    final = {r["id"]: r for r in res.records()}
+    assert sorted(final) == ["after", "par-0", "par-1", "par-2", "par-3"]
+    assert all(r["state"] == "succeeded" for r in final.values())
+    shown = cli("jobs", "show", "par-3", "--json").record()
+    assert shown["spec"]["env"]["JOB_COMPLETION_INDEX"] == "3"
+    # Never more than 2 of the group at once; "after" starts when all 4 are done.
+    from datetime import datetime
+
+    def t(s: str) -> float:
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+    spans = [(t(final[f"par-{i}"]["started"]), t(final[f"par-{i}"]["finished"])) for i in range(4)]
+    for start, _ in spans:
+        assert sum(1 for s, e in spans if s <= start < e) <= 2
+    assert t(final["after"]["started"]) >= max(e for _, e in spans)

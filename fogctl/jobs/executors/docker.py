@@ -103,6 +103,8 @@ def job_env(launch: Launch) -> dict[str, str]:
     env.update(FOGCTL_JOB_ID=spec.id, FOGCTL_RUN_ID=launch.run_id, FOGCTL_WORK=WORK_DIR)
     if spec.checkpoint is not None:
         env["FOGCTL_CHECKPOINT_DIR"] = spec.checkpoint.path
+        if spec.checkpoint.interval_seconds is not None:
+            env["FOGCTL_CHECKPOINT_INTERVAL"] = f"{spec.checkpoint.interval_seconds:g}"
     return env
 
 

@@ -188,6 +188,8 @@ class WasmExecutor(Executor):
                 launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
                 wasi.preopen_dir(str(launch.checkpoint_dir), spec.checkpoint.path)
                 env["FOGCTL_CHECKPOINT_DIR"] = spec.checkpoint.path
+                if spec.checkpoint.interval_seconds is not None:
+                    env["FOGCTL_CHECKPOINT_INTERVAL"] = f"{spec.checkpoint.interval_seconds:g}"
             wasi.env = sorted(env.items())
 
             def write(data: bytes) -> None:
