@@ -1,0 +1,101 @@
+"""Real nodes on loopback: `fogctl mesh serve` processes exchanging bundles over TCPCLv4,
+MTCP and UDP. The issue's done-when: A -> B -> C, A and C never connected, B stopped
+and restarted while carrying the encrypted message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fogctl.mesh import api
+from fogctl.state import State
+from tests.mesh.conftest import Proc, fog, poll_until, records
+
+
+def inbox(home: Path) -> list[dict[str, object]]:
+    st = State(home)
+    try:
+        return [m.to_dict() for m in api.inbox(st)]
+    finally:
+        st.close()
+
+
+def held(home: Path) -> set[str]:
+    st = State(home)
+    try:
+        return {b.id for b in api.bundles(st)}
+    finally:
+        st.close()
+
+
+def init(tmp: Path, name: str) -> Path:
+    home = tmp / name
+    assert fog(home, "init", "--json").returncode == 0
+    (home / "config.yaml").write_text(f"mesh:\n  name: {name}\n")
+    return home
+
+
+def test_three_nodes_carry_encrypted_message_across_restart(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    a, b, c = (init(tmp_path, n) for n in "abc")
+    key = fog(c, "mesh", "keys", "publish", "--json")
+    assert key.returncode == 0
+    (tmp_path / "c.key").write_bytes(key.stdout)
+    assert fog(a, "mesh", "keys", "trust", str(tmp_path / "c.key"), "--json").returncode == 0
+    sent = fog(a, "mesh", "send", "--to", "dtn://c/", "--json", input=b"the eagle lands at dawn")
+    assert sent.returncode == 0, sent.stderr
+    bid = records(sent)[0]["id"]
+
+    pa = Proc(a, "--tcpcl", "127.0.0.1:0")
+    procs.append(pa)
+    port_a = pa.port()
+    pb = Proc(b, "--tcpcl", "127.0.0.1:0", "--peer", f"tcpcl://127.0.0.1:{port_a}")
+    procs.append(pb)
+    pb.wait_for(r"contact with dtn://a/")
+    poll_until(lambda: bid in held(b))
+    raw = fog(b, "mesh", "bundles", "--json")
+    assert b"eagle" not in raw.stdout
+    assert pb.stop() == 0  # SIGTERM: clean stop, bundle already durable
+    assert any("stopped" in line for line in pb.lines)
+
+    pc = Proc(c, "--tcpcl", "127.0.0.1:0")
+    procs.append(pc)
+    port_c = pc.port()
+    pb2 = Proc(b, "--tcpcl", "127.0.0.1:0", "--peer", f"tcpcl://127.0.0.1:{port_c}")
+    procs.append(pb2)
+    got_inbox = poll_until(lambda: inbox(c))
+    assert isinstance(got_inbox, list)
+    msg = got_inbox[0]
+    assert msg["sender"] == "dtn://a/" and msg["encrypted"] is True
+    got = fog(c, "mesh", "read", str(msg["id"]))
+    assert got.returncode == 0 and got.stdout == b"the eagle lands at dawn"
+    # A and C never had a contact with each other
+    assert not any("dtn://c/" in line for line in pa.lines)
+    assert not any("dtn://a/" in line for line in pc.lines)
+    peers_c = {r["node"] for r in records(fog(c, "mesh", "peers", "--json"))}
+    assert peers_c == {"dtn://b/"}
+
+
+def test_mtcp_and_udp_delivery(tmp_path: Path, procs: list[Proc]) -> None:
+    a, d = init(tmp_path, "a"), init(tmp_path, "d")
+    pd = Proc(d, "--tcpcl", "off", "--mtcp", "127.0.0.1:0", "--udp", "127.0.0.1:0")
+    procs.append(pd)
+    mport, uport = pd.port("mtcp"), pd.port("udp")
+    for text in (b"over mtcp", b"over udp"):
+        assert fog(a, "mesh", "send", "--to", "dtn://d/", "--plain", input=text).returncode == 0
+    pa = Proc(a, "--tcpcl", "off", "--udp", "127.0.0.1:0", "--peer", f"mtcp://127.0.0.1:{mport}/d")
+    procs.append(pa)
+    poll_until(lambda: len(inbox(d)) == 2)
+    pa.stop()
+    assert (
+        fog(
+            a, "mesh", "send", "--to", "dtn://d/", "--plain", "--fragment", "100", input=b"u" * 1000
+        ).returncode
+        == 0
+    )
+    pa2 = Proc(a, "--tcpcl", "off", "--udp", "127.0.0.1:0", "--peer", f"udp://127.0.0.1:{uport}/d")
+    procs.append(pa2)
+    poll_until(lambda: len(inbox(d)) == 3)
+    msgs = inbox(d)
+    sizes = sorted(int(m["size"]) for m in msgs)  # type: ignore[call-overload]
+    assert sizes == [8, 9, 1000]
