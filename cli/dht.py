@@ -262,3 +262,44 @@ def nat(
 
     state = current_state().require()
     output.emit_one(probe(state, stun or [], port=port, timeout=timeout))
+
+
+@app.command(
+    epilog=examples(
+        "fogctl dht connect PEER_ID --stun HOST:3478",
+        "fogctl dht connect PEER_ID --stun HOST:3478 --turn HOST:3478 --turn-user USER",
+    )
+)
+@output.with_output
+def connect(
+    peer_id: Annotated[str, typer.Argument(metavar="PEER_ID", help="The peer's node id.")],
+    stun: Annotated[str, typer.Option(help="STUN server IP:PORT (default: dht.stun).")] = "",
+    turn: Annotated[
+        str, typer.Option(help="TURN server IP:PORT for the relay fallback (default: dht.turn).")
+    ] = "",
+    turn_user: Annotated[str, typer.Option(help="TURN user (default: dht.turn_user).")] = "",
+    message: Annotated[str, typer.Option(help="Text to send once connected.")] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the peer.")] = 30.0,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Open a UDP path to PEER_ID through NATs: hole punching, else a TURN relay.
+
+    Both peers run this command at about the same time. ICE offers are exchanged as
+    signed DHT values; the TURN password comes from dht.turn_password (config or
+    FOGCTL_DHT_TURN_PASSWORD). Prints a dht_connection record (path: direct or relay).
+    """
+    from fogctl.dht.service import ice_connect
+
+    state = current_state().require()
+    output.emit_one(
+        ice_connect(
+            state,
+            peer_id,
+            stun=stun,
+            turn=turn,
+            turn_user=turn_user,
+            message=message,
+            timeout=timeout,
+            bootstrap=bootstrap,
+        )
+    )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fogctl.records import Record, record
 
-__all__ = ["DhtMessageRecord", "DhtNatRecord", "DhtPeerRecord", "DhtPutRecord", "DhtValueRecord"]
+__all__ = [
+    "DhtConnectionRecord",
+    "DhtMessageRecord",
+    "DhtNatRecord",
+    "DhtPeerRecord",
+    "DhtPutRecord",
+    "DhtValueRecord",
+]
 
 
 @record("dht_value")
@@ -65,3 +72,20 @@ class DhtNatRecord(Record):
     local: str | None = None
     reflexive: str | None = None
     server: str | None = None
+
+
+@record("dht_connection")
+class DhtConnectionRecord(Record):
+    """A peer-to-peer path found by ICE: ``path`` is direct (hole punched) or relay (TURN).
+
+    ``local_type``/``remote_type`` are ICE candidate types (host, srflx, prflx, relay);
+    ``received`` is the first message the peer sent over the path.
+    """
+
+    peer: str
+    path: str
+    local: str
+    remote: str
+    local_type: str
+    remote_type: str
+    received: str

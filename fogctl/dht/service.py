@@ -541,3 +541,56 @@ def _socket_lines(
                 return
             yield msg["record"]
     raise ServiceUnavailable(f"{path}: the serving node closed the connection")
+
+
+def ice_connect(
+    state: State,
+    peer_id: str,
+    *,
+    stun: str = "",
+    turn: str = "",
+    turn_user: str = "",
+    turn_password: str = "",
+    message: str = "",
+    timeout: float = 30.0,
+    bootstrap: list[str] | None = None,
+) -> dict[str, Any]:
+    """Join briefly, exchange ICE offers with ``peer_id`` through the DHT, connect."""
+    from fogctl.dht.ice import connect
+    from fogctl.dht.records import DhtConnectionRecord
+
+    _node_id(peer_id)
+    conf = state.config
+    stun = stun or str(conf.get("dht.stun", "") or "").split(",")[0].split(" ")[0]
+    turn = turn or str(conf.get("dht.turn", "") or "")
+    turn_user = turn_user or str(conf.get("dht.turn_user", "") or "")
+    turn_password = turn_password or str(conf.get("dht.turn_password", "") or "")
+    stun_addr = parse_hostport(stun, 3478) if stun else None
+    turn_addr = parse_hostport(turn, 3478) if turn else None
+    if turn_addr and not (turn_user and turn_password):
+        raise InvalidInput("--turn needs --turn-user and a password (dht.turn_password)")
+    addrs = bootstrap_addrs(state, bootstrap or [])
+
+    async def run() -> dict[str, Any]:
+        async with joined(state, addrs) as server:
+            res = await connect(
+                server,
+                peer_id,
+                stun=stun_addr,
+                turn=turn_addr,
+                turn_user=turn_user or None,
+                turn_password=turn_password or None,
+                message=message,
+                timeout=timeout,
+            )
+        return DhtConnectionRecord(
+            peer=res.peer,
+            path=res.path,
+            local=res.local,
+            remote=res.remote,
+            local_type=res.local_type,
+            remote_type=res.remote_type,
+            received=res.received,
+        ).to_dict()
+
+    return asyncio.run(run())
