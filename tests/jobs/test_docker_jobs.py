@@ -92,9 +92,21 @@ def test_oom_deadline_and_exit_code_are_distinct(cli, busybox_image: str) -> Non
             job("hog", busybox_image, "tail /dev/zero", resources={"limits": {"memory": "16Mi"}}),
             job("slow", busybox_image, "sleep 30", activeDeadlineSeconds=1),
             job("bad", busybox_image, "exit 7"),
+            job(
+                "child-oom",
+                busybox_image,
+                "tail /dev/zero; echo survived",
+                resources={"limits": {"memory": "16Mi"}},
+            ),
             code=1,
         )
     }
+    # Only a child hit the limit and the main process exited 0: the job succeeded,
+    # with the OOM kill noted (OOMKilled is set for any process of the container).
+    child = finals["child-oom"]
+    assert (child["state"], child["exit_code"]) == ("succeeded", 0)
+    assert "OOM-killed" in child["detail"]
+    assert "survived" in logs_of(cli, "child-oom")
     assert (finals["hog"]["state"], finals["hog"]["reason"]) == ("failed", "oom")
     assert (finals["slow"]["state"], finals["slow"]["reason"]) == ("deadline-exceeded", "deadline")
     assert (finals["bad"]["reason"], finals["bad"]["exit_code"]) == ("exit-code", 7)
