@@ -44,6 +44,9 @@ def serve(
     announce: Annotated[
         bool, typer.Option(help="Publish this node's descriptor under the provider keys.")
     ] = True,
+    mdns: Annotated[
+        bool, typer.Option(help="Advertise on the LAN with mDNS and join the nodes found there.")
+    ] = False,
 ) -> None:
     """Run a DHT node in the foreground until SIGTERM or Ctrl-C.
 
@@ -71,7 +74,15 @@ def serve(
         output.emit_one(DhtPeerRecord(id=server.identity.node_id, address=f"{h}:{p}"))
 
     asyncio.run(
-        run_serve(state, port=port, host=host, bootstrap=bootstrap, announce=announce, ready=ready)
+        run_serve(
+            state,
+            port=port,
+            host=host,
+            bootstrap=bootstrap,
+            announce=announce,
+            mdns=mdns,
+            ready=ready,
+        )
     )
 
 
@@ -303,3 +314,17 @@ def connect(
             bootstrap=bootstrap,
         )
     )
+
+
+@app.command(epilog=examples("fogctl dht discover", "fogctl dht discover --timeout 5 --json"))
+@output.with_output
+def discover(
+    timeout: Annotated[float, typer.Option(help="Seconds to listen.")] = 3.0,
+    interface: Annotated[
+        str, typer.Option(help="Local IPv4 address to browse on (default: all).")
+    ] = "0.0.0.0",
+) -> None:
+    """Print DHT nodes advertised on the local network (mDNS), as dht_peer records."""
+    from fogctl.dht.service import discover as run_discover
+
+    output.emit(run_discover(current_state(), timeout=timeout, interface=interface))

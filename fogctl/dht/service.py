@@ -291,6 +291,7 @@ async def serve(
     host: str = "0.0.0.0",
     bootstrap: list[str] | None = None,
     announce: bool = True,
+    mdns: bool = False,
     ready: Callable[[FogServer], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -320,8 +321,12 @@ async def serve(
     )
     os.chmod(path, 0o600)
     saver: asyncio.Task[None] | None = None
+    advertiser: Any = None
     try:
         restored = await server.restore()
+        if mdns:
+            advertiser, lan = await _mdns_start(server, host)
+            addrs = addrs + [a for a in lan if a != server.address]
         joined_nodes = await server.bootstrap(addrs) if addrs else []
         log.info(
             "dht node %s on %s:%d (%d saved contacts answered, %d via bootstrap)",
@@ -340,6 +345,8 @@ async def serve(
         if saver is not None:
             saver.cancel()
         pubsub.stop()
+        if advertiser is not None:
+            await advertiser.stop()
         control.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -594,3 +601,33 @@ def ice_connect(
         ).to_dict()
 
     return asyncio.run(run())
+
+
+async def _mdns_start(server: FogServer, host: str) -> tuple[Any, list[tuple[str, int]]]:
+    """Advertise this node on the LAN and return the DHT nodes found there."""
+    from fogctl.dht.mdns import Advertiser, browse
+
+    bound, port = server.address
+    if bound in ("0.0.0.0", "::"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: picks the LAN address
+            bound = probe.getsockname()[0]
+    adv = Advertiser(server.identity.node_id, server.public_key.hex(), bound, port)
+    await adv.start()
+    found = await browse(2.0, interface=host, exclude=server.identity.node_id)
+    return adv, [(f.host, f.port) for f in found]
+
+
+def discover(
+    state: State, *, timeout: float = 3.0, interface: str = "0.0.0.0"
+) -> list[dict[str, Any]]:
+    """DHT nodes advertised on the LAN (mDNS), as dht_peer records."""
+    from fogctl.dht.mdns import browse
+
+    me = ""
+    with contextlib.suppress(FogError):
+        me = state.identity().node_id
+    found = asyncio.run(browse(timeout, interface=interface, exclude=me))
+    return [
+        DhtPeerRecord(id=f.id, address=f"{f.host}:{f.port}", ed25519=f.key).to_dict() for f in found
+    ]
