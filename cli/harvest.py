@@ -8,10 +8,53 @@ from fogctl.cli import output
 from fogctl.cli.common import examples
 from fogctl.cli.common import state as current_state
 
-app = typer.Typer(
-    help="Harvest idle compute: eligibility, policy, timers, checkpointed work cycles.",
-    no_args_is_help=True,
-)
+HELP = """Harvest idle compute: eligibility, policy, timers, checkpointed work cycles.
+
+A timer (systemd or cron, see 'install') runs 'fogctl harvest run' every few minutes.
+A cycle checks eligibility and, when the machine may work, runs queued tasks (from
+'fogctl submit --harvest' or 'fogctl harvest add') with a CPU and memory cap. When
+eligibility is lost mid-task (unplugged, owner back, too hot, other load), the task is
+told to checkpoint, stopped within the grace period and resumed by a later cycle from
+its checkpoint: no work is lost and nothing runs twice to completion.
+
+Eligibility rules, each reported by 'status' with its reading, threshold and result
+(pass, fail, absent: this machine has no such sensor and it never blocks, unknown: it
+could not be read): battery level unless charging (psutil), CPU temperature (psutil),
+owner idle time (logind IdleHint where a seat exists, else the last input-device or
+terminal access), CPU used by other processes (measured over an interval), mains
+power and metered network (NetworkManager) where knowable, local time windows.
+
+Policy fields and defaults (set with 'policy set', kept under 'harvest:' in the state
+dir config.yaml, overridden by FOGCTL_HARVEST_<FIELD>): min_battery 50 (% needed on
+battery; charging always passes), battery_hysteresis 5 (resume at 55), run_on_battery
+true, require_ac false, max_temp 70 (deg C; stop at or above), temp_hysteresis 5
+(resume at 65 or below), idle 5m (owner idle at least this long; 0 ignores the owner),
+max_other_cpu 25 (% of the machine used by other processes), cpu_hysteresis 10 (resume
+below 15), cpu_limit 50% (of one CPU's time per task), max_cpus 1, mem_idle 90 and
+mem_busy 50 (% of RAM a task may use with the idle rule on / off), allow_metered true,
+hours empty (always; else HH:MM-HH:MM windows, may wrap midnight), min_backoff 2m (a
+stop holds at least this long), grace 3s (checkpoint time before a kill), checkpoint_every
+60s (periodic WASM checkpoints), poll 1s, executor wasm, allow_docker false,
+strict_sensors false (true: an unreadable sensor blocks work).
+
+WASM tasks run in a child process on wasmtime; a checkpoint is the instance's exported
+memories and mutable globals taken after an epoch interruption, and resume loads them
+into a fresh instance (a module keeps its progress there, not in locals). CPU caps use
+a cgroup CPU quota where fogctl may create one, else CPU-time throttling
+(SIGSTOP/SIGCONT). Docker tasks go through the jobs docker executor with --cpus and a
+memory limit, get the spec's checkpoint signal, and the container exiting 85 has saved
+its state.
+
+Power model: P = alpha + beta x CPU utilisation, fitted from RAPL counters by
+'calibrate', else 5 W + 20 W (laptop) or 30 W + 65 W (desktop). 'status' shows watts
+and battery drain per hour; each finished task records its energy (beta x its CPU
+seconds / CPUs).
+
+FOGCTL_HARVEST_SENSORS=FILE replaces the real sensors with a JSON or YAML file of
+readings (battery, charging, on_ac, temperature, cpu_other, idle, metered, ...; null:
+absent), for scenarios and tests."""
+
+app = typer.Typer(help=HELP, no_args_is_help=True)
 policy_app = typer.Typer(
     help="Show or change the harvest policy (kept in the state dir config.yaml).",
     no_args_is_help=True,
@@ -36,7 +79,35 @@ def status() -> None:
     """
     from fogctl.harvest.engine import status as harvest_status
 
-    output.emit_one(harvest_status(current_state()))
+    rec = harvest_status(current_state())
+    if output.current().json_lines:
+        output.emit_one(rec)
+        return
+    verdict = "ELIGIBLE" if rec.eligible else rec.state.upper()
+    output.emit(
+        [
+            {
+                "rule": r.rule,
+                "result": r.result,
+                "reading": r.reading,
+                "threshold": r.threshold,
+                "detail": r.detail,
+            }
+            for r in rec.rules
+        ],
+        title=f"harvest: {verdict} (sensors: {rec.sensors})",
+    )
+    drain = rec.battery_drain_pct_per_h
+    output.emit_one(
+        {
+            "kind": "harvest-status",
+            "power": f"{rec.watts_idle:g} W now, {rec.watts_task:g} W with a task"
+            + (f", battery -{drain:g}%/h" if drain is not None else ""),
+            "model": rec.power_model,
+            "queue": f"{rec.queued} queued, {rec.running} running, "
+            f"{rec.preempted} preempted, {rec.done} done",
+        }
+    )
 
 
 @policy_app.command(
@@ -81,20 +152,20 @@ def policy_set(
         typer.Option(help="Owner idle this long first, e.g. 5m; 0 ignores the owner (5m)."),
     ] = None,
     max_other_cpu: Annotated[
-        str | None, typer.Option(help="Stop when other processes use more CPU %% (25).")
+        str | None, typer.Option(help="Stop when other processes use more CPU % (25).")
     ] = None,
     cpu_hysteresis: Annotated[
         str | None, typer.Option(help="Resume below max-other-cpu - this (10).")
     ] = None,
     cpu_limit: Annotated[
-        str | None, typer.Option(help="CPU cap of a task, %% of one CPU's time (50%).")
+        str | None, typer.Option(help="CPU cap of a task, % of one CPU's time (50%).")
     ] = None,
     max_cpus: Annotated[str | None, typer.Option(help="CPUs one task may use (1).")] = None,
     mem_idle: Annotated[
-        str | None, typer.Option(help="Memory cap, %% of RAM, owner idle (90).")
+        str | None, typer.Option(help="Memory cap, % of RAM, owner idle (90).")
     ] = None,
     mem_busy: Annotated[
-        str | None, typer.Option(help="Memory cap, %% of RAM, idle rule off (50).")
+        str | None, typer.Option(help="Memory cap, % of RAM, idle rule off (50).")
     ] = None,
     allow_metered: Annotated[
         str | None, typer.Option(help="Run on a metered network (true).")
