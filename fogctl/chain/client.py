@@ -94,10 +94,13 @@ class ChainClient:
                 tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 12 // 10) + 10_000
             if "maxFeePerGas" not in tx and "gasPrice" not in tx:
                 block = self.w3.eth.get_block("latest")
-                base = int(block.get("baseFeePerGas") or 0)
-                tip = int(self.w3.eth.max_priority_fee) if base else 0
-                tx["maxPriorityFeePerGas"] = tip
-                tx["maxFeePerGas"] = 2 * base + tip
+                if block.get("baseFeePerGas") is None:  # a pre-London chain
+                    tx["gasPrice"] = int(self.w3.eth.gas_price)
+                else:
+                    base = int(block["baseFeePerGas"])
+                    tip = int(self.w3.eth.max_priority_fee)
+                    tx["maxPriorityFeePerGas"] = tip
+                    tx["maxFeePerGas"] = 2 * base + tip
             fee = tx.get("maxFeePerGas", tx.get("gasPrice", 0))
             need = int(tx["gas"]) * int(fee) + int(tx.get("value", 0))
             have = int(self.w3.eth.get_balance(account.address))

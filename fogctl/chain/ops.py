@@ -202,6 +202,12 @@ def _address(session: Session, text: str | None, what: str) -> str:
         return session.account().address
     from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 
+    if not text.startswith("0x"):
+        # A bare 40-hex-digit string is more likely a fog node id than an address.
+        raise InvalidInput(
+            f"{what} {text!r}: not an address (0x followed by 40 hex digits); for a node, "
+            "use the stake_address of its node record"
+        )
     if not is_address(text):
         raise InvalidInput(f"{what} {text!r}: not an address (0x followed by 40 hex digits)")
     if text != text.lower() and not is_checksum_address(text):

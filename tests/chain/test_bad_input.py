@@ -107,6 +107,7 @@ def test_bad_amounts_and_ids_exit_2(cli: Any, chain: Chain) -> None:
             "--fraction",
         ),
         (("stake", "status", "--provider", "0xnothex"), "--provider '0xnothex'"),
+        (("stake", "status", "--provider", "ab" * 20), "stake_address of its node record"),
         (("vote", "show", "abc"), "proposal id 'abc'"),
         (("vote", "cast", "1", "maybe"), "one of for, against, abstain"),
         (("stake", "chain", "advance", "soon"), "DURATION 'soon'"),
