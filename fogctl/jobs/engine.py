@@ -37,6 +37,7 @@ from fogctl.errors import FogError, InvalidInput, ServiceUnavailable, StateError
 from fogctl.jobs import lifecycle as lc
 from fogctl.jobs.executors import executor_name_for, get_executor
 from fogctl.jobs.executors.base import (
+    LABEL_RUN,
     LABEL_STATE,
     Executor,
     Exit,
@@ -599,11 +600,12 @@ class Runner:
                 else None
             )
             att = _Attempt(job_id, executor, None)
-            if row["ref"] is None or executor.name == "wasm":
+            ref = row["ref"] or _find_by_label(self.state, executor, row)
+            if ref is None or executor.name == "wasm":
                 self.active[job_id] = att
                 self.events.put(("ended", job_id, Exit("lost", None, "its runner exited")))
                 continue
-            att.handle = Handle(executor.name, row["ref"], row["run_id"], row["started"], deadline)
+            att.handle = Handle(executor.name, ref, row["run_id"], row["started"], deadline)
             self.active[job_id] = att
             threading.Thread(target=self._worker, args=(att,), daemon=True).start()
 
@@ -853,7 +855,8 @@ def reconcile(state: State, ids: list[str] | None = None) -> None:
             ex = get_executor(row["executor"])
         except FogError:
             continue
-        if row["ref"] is None or ex.name == "wasm":
+        ref = row["ref"] or _find_by_label(state, ex, row)
+        if ref is None or ex.name == "wasm":
             _force(state, row, None, Exit("lost", None, "its runner exited during the attempt"))
             continue
         spec = parse_spec(json.loads(row["spec"]))
@@ -862,7 +865,7 @@ def reconcile(state: State, ids: list[str] | None = None) -> None:
             if spec.deadline_seconds is not None and row["started"]
             else None
         )
-        handle = Handle(ex.name, row["ref"], row["run_id"], row["started"] or 0.0, deadline)
+        handle = Handle(ex.name, ref, row["run_id"], row["started"] or 0.0, deadline)
         try:
             result = ex.wait(handle, timeout=0)
         except FogError:
@@ -877,6 +880,23 @@ def reconcile(state: State, ids: list[str] | None = None) -> None:
         if row["cancel"]:
             result = Exit("stopped", result.exit_code, "cancelled", result.finished)
         _force(state, row, None, result, log)
+
+
+def _find_by_label(state: State, ex: Executor, row: Any) -> str | None:
+    """The engine object of an attempt whose id was never recorded (fogctl died between
+    starting it and writing it down), found by its ``io.fogctl.run`` label."""
+    if ex.name == "wasm" or not row["run_id"]:
+        return None
+    try:
+        found = ex.find({LABEL_RUN: row["run_id"], LABEL_STATE: str(state.root)})
+    except FogError:
+        return None
+    if not found:
+        return None
+    ref = found[0].handle.ref
+    with state.db.transaction() as conn:
+        conn.execute("UPDATE jobs SET ref = ? WHERE id = ? AND ref IS NULL", (ref, row["id"]))
+    return ref
 
 
 def _force(state: State, row: Any, new: str | None, result: Exit, log: bytes | None = None) -> None:

@@ -304,3 +304,37 @@ def test_logs_follow_a_running_container(cli, busybox_image: str, fog_home: Path
     finally:
         runner.wait(20)
     assert out.splitlines() == ["tick 1", "tick 2", "tick 3"]
+
+
+def test_reconcile_finds_an_unrecorded_container_by_label(cli, busybox_image: str) -> None:
+    """fogctl died after starting the container but before writing its id down."""
+    import time
+
+    from fogctl.jobs.executors.base import LABEL_STATE
+
+    state = State()
+    spec = parse_spec(job("lbl", busybox_image, "sleep 0.5; echo found-me"))
+    engine.submit(state, [spec])
+    with state.db.transaction() as conn:
+        conn.execute(
+            "UPDATE jobs SET state = 'running', run_id = 'lbl-1', attempt = 1, started = ?,"
+            " owner_pid = 999999999 WHERE id = 'lbl'",
+            (time.time(),),
+        )
+    work = engine.job_dir(state, "lbl") / "work"
+    work.mkdir(parents=True)
+    work.chmod(0o777)
+    handle = get_executor("docker").start(
+        Launch(spec, "lbl-1", work, labels={LABEL_STATE: str(state.root)})
+    )
+    rec = cli("jobs", "ls", "--json").record()
+    assert (rec["state"], rec["ref"]) == ("running", handle.ref)
+    done = poll(
+        lambda: (lambda r: r if r["state"] == "succeeded" else None)(
+            cli("jobs", "ls", "--json").record()
+        ),
+        timeout=15,
+        step=0.2,
+    )
+    assert done["ref"] == handle.ref
+    assert "found-me" in logs_of(cli, "lbl")

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fogctl.errors import InvalidInput, OperationFailed
-from fogctl.jobs.executors.base import WORK_DIR, Exit, Handle, Launch, Running
+from fogctl.jobs.executors.base import LABEL_JOB, LABEL_RUN, WORK_DIR, Exit, Handle, Launch, Running
 from fogctl.jobs.executors.docker import (
     JOB_USER,
     DockerExecutor,
@@ -265,4 +265,16 @@ class SwarmExecutor(DockerExecutor):
         self._deadline.discard(handle.ref)
 
     def find(self, labels: Mapping[str, str]) -> list[Running]:
-        return []
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        out: list[Running] = []
+        for svc in self._api(self.client.api.services, filters=filters):
+            lab = svc.get("Spec", {}).get("Labels", {}) or {}
+            started = _ts(svc.get("CreatedAt")) or 0.0
+            out.append(
+                Running(
+                    Handle(self.name, svc["ID"], lab.get(LABEL_RUN, ""), started),
+                    lab.get(LABEL_JOB, ""),
+                    True,
+                )
+            )
+        return out
