@@ -96,22 +96,18 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f".TP\n.B {esc(k)}\n{esc(v)}" for k, v in rows)
 
 
-def _option_rows(command: Any, ctx: Any) -> list[tuple[str, str]]:
+def _param_rows(command: Any, ctx: Any, kind: str) -> list[tuple[str, str]]:
+    """Help rows of the command's ``kind`` params ("option" or "argument")."""
     rows = []
     for param in command.get_params(ctx):
+        if getattr(param, "param_type_name", "option") != kind:
+            continue
         record = param.get_help_record(ctx)
         if record is None:
-            continue
+            if kind != "argument":
+                continue
+            record = (param.name.upper(), "")
         rows.append((record[0], record[1] or ""))
-    return rows
-
-
-def _argument_rows(command: Any) -> list[tuple[str, str]]:
-    rows = []
-    for param in command.params:
-        if getattr(param, "param_type_name", "") == "argument":
-            help_text = getattr(param, "help", None) or ""
-            rows.append((param.human_readable_name, help_text))
     return rows
 
 
@@ -146,10 +142,10 @@ def render(path: list[str], command: Any, ctx: Any, all_paths: list[list[str]]) 
             sub = command.get_command(ctx, p[-1])
             rows.append((" ".join(p), sub.get_short_help_str(limit=120) if sub else ""))
         out.append(".SH COMMANDS\n" + _table(rows) + "\n")
-    args = _argument_rows(command)
+    args = _param_rows(command, ctx, "argument")
     if args:
         out.append(".SH ARGUMENTS\n" + _table(args) + "\n")
-    opts = _option_rows(command, ctx)
+    opts = _param_rows(command, ctx, "option")
     if opts:
         out.append(".SH OPTIONS\n" + _table(opts) + "\n")
     if command.epilog and len(path) > 1:
