@@ -235,12 +235,11 @@ class MeshNode:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         peer = writer.get_extra_info("peername")
-        await self._tcpcl_run(
-            reader,
-            writer,
-            active=False,
-            address=f"tcpcl://{peer[0]}:{peer[1]}" if peer else "tcpcl://?",
-        )
+        address = f"tcpcl://{peer[0]}:{peer[1]}" if peer else "tcpcl://?"
+        # finish normally when cancelled at shutdown: asyncio's accept callback would
+        # otherwise log the CancelledError as an error
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._tcpcl_run(reader, writer, active=False, address=address)
 
     async def _tcpcl_run(
         self,
@@ -353,8 +352,8 @@ class MeshNode:
                     self._received(raw, None)
         except ProtocolError as exc:
             self.agent.drops.drop(exc)
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # a cancelled handler ends normally (see _tcpcl_accept)
         finally:
             with contextlib.suppress(Exception):
                 writer.close()

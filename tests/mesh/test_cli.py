@@ -1,0 +1,79 @@
+"""`fogctl mesh` commands in-process: records out, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def test_keys_send_bundles_and_errors(cli: Any, tmp_path: Path) -> None:
+    assert cli("init", "--json").code == 0
+    pub = cli("mesh", "keys", "publish", "--name", "me", "--json")
+    assert pub.code == 0
+    key = pub.record()
+    assert key["kind"] == "mesh-key" and key["node"] == "dtn://me/" and len(key["prekeys"]) > 100
+    # trust our own published key from a file (as a peer would), then send to it
+    f = tmp_path / "me.key"
+    f.write_text(pub.stdout)
+    res = cli("mesh", "keys", "trust", str(f), "--json")
+    assert res.code == 0 and res.record()["trusted"] is True
+    res = cli("mesh", "keys", "trust", str(f), "--fingerprint", "0000", "--json")
+    assert res.code == 2 and "fingerprint" in res.stderr
+    res = cli("mesh", "send", "--to", "dtn://me/", "--json", input="hello")
+    assert res.code == 0, res.stderr
+    sent = res.record()
+    assert sent["encrypted"] is True and sent["destination"] == "dtn://me/inbox"
+    listed = cli("mesh", "bundles", "--json").records()
+    assert [b["id"] for b in listed] == [sent["id"]] and listed[0]["origin"] == "local"
+    assert cli("mesh", "keys", "list", "--json").records()[0]["trusted"] is True
+
+
+def test_bad_input_is_one_line_with_exit_codes(cli: Any) -> None:
+    cli("init")
+    res = cli("mesh", "send", "--to", "http://nope", "--plain", input="x")
+    assert res.code == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    res = cli("mesh", "send", "--to", "dtn://stranger/", input="x")
+    assert res.code == 4 and "trust" in res.stderr
+    res = cli("mesh", "read", "nosuchid")
+    assert res.code == 2
+    res = cli("mesh", "sim", "--router", "teleport")
+    assert res.code == 2
+    res = cli("mesh", "serve", "--peer", "ftp://x")
+    assert res.code == 2 and "peer" in res.stderr
+    res = cli("mesh", "keys", "trust", "dtn://unknown/")
+    assert res.code == 2
+
+
+def test_sim_records_and_plot(cli: Any, tmp_path: Path) -> None:
+    plot = tmp_path / "sim.png"
+    res = cli(
+        "mesh",
+        "sim",
+        "--nodes",
+        "12",
+        "--area",
+        "300",
+        "--duration",
+        "900",
+        "--router",
+        "epidemic",
+        "--router",
+        "direct",
+        "--plot",
+        str(plot),
+        "--json",
+    )
+    assert res.code == 0, res.stderr
+    recs = res.records()
+    assert [r["router"] for r in recs] == ["epidemic", "direct"]
+    assert recs[0]["delivery_ratio"] >= recs[1]["delivery_ratio"]
+    assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trace_example_runs(cli: Any) -> None:
+    trace = Path(__file__).parents[2] / "examples" / "mesh-trace.txt"
+    res = cli(
+        "mesh", "sim", "--trace", str(trace), "--duration", "600", "--interval", "20", "--json"
+    )
+    assert res.code == 0, res.stderr
+    assert {r["nodes"] for r in res.records()} == {4}
