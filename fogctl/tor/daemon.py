@@ -161,7 +161,7 @@ def _bootstrap(ctl: Any) -> tuple[int, str]:
     pct, summary = 0, ""
     for part in _split_kv(phase):
         key, _, value = part.partition("=")
-        if key == "PROGRESS" and value.isdigit():
+        if key == "PROGRESS" and value.isascii() and value.isdigit():
             pct = int(value)
         elif key == "SUMMARY":
             summary = value.strip('"')
@@ -385,7 +385,7 @@ def up(
         socks_port = str(old_port) if _port_free(old_port) else None
     tor = find_tor(state.config.get("tor.binary") or None)
     port = str(socks_port or state.config.get("tor.socks_port", "auto"))
-    if port != "auto" and (not port.isdigit() or not 0 < int(port) < 65536):
+    if port != "auto" and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
         raise InvalidInput(f"--socks-port: {port!r} is not a port number or auto")
     extra = _testnet_lines(testnet) if testnet is not None else []
     d.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

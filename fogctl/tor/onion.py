@@ -95,7 +95,7 @@ class PortMap:
 
 
 def _port(text: str, field: str, spec: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput(f"port map {spec!r}: {field} {text!r} is not a number")
     value = int(text)
     if not 0 < value < 65536:

@@ -52,6 +52,7 @@ __all__ = [
 
 NET_FILE = "net.json"
 N_AUTHORITIES = 3
+STOP_GRACE_S = 1.5
 VOTING = (
     ("V3AuthVotingInterval", "10"),
     ("V3AuthVoteDelay", "2"),
@@ -362,7 +363,7 @@ def _bootstrap(ctl: Any) -> tuple[bool, int]:
     phase = ctl.get_info("status/bootstrap-phase", "")
     pct = 0
     for part in phase.split():
-        if part.startswith("PROGRESS=") and part[9:].isdigit():
+        if part.startswith("PROGRESS=") and part[9:].isascii() and part[9:].isdigit():
             pct = int(part[9:])
     return est, pct
 
@@ -435,7 +436,7 @@ def testnet_up(
     n_exits = max(1, (relays + 1) // 2) if exits is None else exits
     if n_exits < 1 or n_exits > relays:
         raise InvalidInput(f"--exits: {n_exits} is not in 1-{relays}")
-    tor = tor or find_tor()
+    tor = find_tor(tor)
     gencert = find_tor_gencert(tor)
     if (directory / NET_FILE).exists():
         net = load(directory)
@@ -533,7 +534,9 @@ def testnet_status(directory: Path) -> tuple[TestnetRecord, list[TestnetNodeReco
 def testnet_down(directory: Path, *, keep: bool = False) -> TestnetRecord:
     """Stop every tor of the network and (unless ``keep``) delete its directory."""
     net = load(directory)
-    proc.stop_pids([n.pid for n in net.nodes if n.pid is not None])
+    # Authorities sometimes hang in exit after "Catching signal TERM, exiting cleanly"
+    # (seen with tor 0.4.9); a lab network has nothing to save, so SIGKILL soon after.
+    proc.stop_pids([n.pid for n in net.nodes if n.pid is not None], timeout=STOP_GRACE_S)
     rec = testnet_record(net, "stopped")
     if not keep:
         shutil.rmtree(directory, ignore_errors=True)

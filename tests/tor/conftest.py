@@ -1,0 +1,143 @@
+"""One private Tor network per test session, a managed tor joined to it, a local HTTP server.
+
+Everything listens on 127.0.0.1. Every tor is tied to this pytest process
+(``__OwningControllerProcess``), so a killed run leaves no tor behind; the fixtures
+also tear everything down at the end and check that it went.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import need_binary
+
+BIG = 10 * 1024 * 1024
+
+
+@dataclass
+class HttpServer:
+    port: int
+    token: str
+
+    @property
+    def body(self) -> bytes:
+        return f"fogctl tor test {self.token}\n".encode()
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[HttpServer]:
+    """An HTTP server on 127.0.0.1: ``/`` answers a per-session token, ``/big`` 10 MB."""
+    token = secrets.token_hex(8)
+    big = os.urandom(1024) * (BIG // 1024)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            data = big if self.path == "/big" else f"fogctl tor test {token}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield HttpServer(server.server_address[1], token)
+    server.shutdown()
+    server.server_close()
+
+
+def http_get(sock_factory: Callable[[], Any], host: str, path: str = "/") -> bytes:
+    """GET ``path`` over a socket from ``sock_factory``; returns the body."""
+    with sock_factory() as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200"), head[:80]
+    return body
+
+
+def poll(fn: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.3) -> Any:
+    """Call ``fn`` until it returns a truthy value without raising; bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = fn()
+            if result:
+                return result
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"{what} not within {timeout} s (last error: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def short_tmp() -> Iterator[Path]:
+    """A short private directory (unix socket paths must stay under 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="fogtor-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def testnet(short_tmp: Path) -> Iterator[Any]:
+    """The session's private Tor network: 3 authorities, 2 relays (1 exit), a client."""
+    from fogctl.errors import ServiceUnavailable
+    from fogctl.tor import testnet as tn
+    from fogctl.tor.binary import find_tor
+
+    try:
+        find_tor()
+    except ServiceUnavailable:
+        need_binary("tor")
+    directory = short_tmp / "net"
+    start = time.monotonic()
+    tn.testnet_up(directory, relays=2, owner_pid=os.getpid(), timeout=60)
+    net = tn.load(directory)
+    net.ready_s = time.monotonic() - start  # type: ignore[attr-defined]
+    yield net
+    t0 = time.monotonic()
+    tn.testnet_down(directory)
+    from fogctl.tor import proc
+
+    assert not any(n.pid and proc.pid_alive(n.pid) for n in net.nodes)
+    assert time.monotonic() - t0 < 15
+
+
+@pytest.fixture(scope="session")
+def tor_home(short_tmp: Path, testnet: Any) -> Iterator[Path]:
+    """A state dir whose managed tor joined the private network (tied to this process)."""
+    from fogctl.state import State
+    from fogctl.tor import daemon
+
+    home = short_tmp / "home"
+    state, _ = State.create(home)
+    daemon.up(state, testnet=testnet.directory, owner_pid=os.getpid(), timeout=60)
+    yield home
+    daemon.down(state)
+    state.close()
+
+
+@pytest.fixture
+def in_tor_home(tor_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FOGCTL_HOME", str(tor_home))
+    return tor_home
