@@ -249,6 +249,39 @@ def task_dir(state: State, task_id: str) -> Path:
     return d
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it (= checkpoint and exit) if the cycle dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_stale_child(wd: Path) -> None:
+    """A runner left by a cycle that died (no PDEATHSIG, e.g. not Linux) must not run
+    beside the new one: ask it to checkpoint, then kill it."""
+    try:
+        pid = int((wd / "pid").read_text())
+    except (OSError, ValueError):
+        return
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if str(wd) not in " ".join(p.cmdline()):
+            return
+        p.send_signal(signal.SIGCONT)
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except psutil.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+    except psutil.Error:
+        return
+
+
 def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOutcome:
     state, policy = sup.state, sup.policy
     wd = task_dir(state, task.id)
@@ -292,7 +325,11 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
     import resource
 
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+    _stop_stale_child(wd)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+    )
+    (wd / "pid").write_text(f"{proc.pid}\n")
     throttle = CpuCap(proc.pid, policy.cpu_limit, f"{task.id}-{proc.pid}").start()
     sup.log(
         f"task {task.id} ({task.name}): started wasm pid {proc.pid}, "

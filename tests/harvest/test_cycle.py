@@ -300,3 +300,35 @@ def test_loop_service_stops_cleanly_on_sigterm(state: State, sensors: Sensors) -
     assert rec["kind"] == "harvest-cycle" and rec["preempted"] == [tid]
     task = queue.get_task(state, tid)
     assert task.state == "preempted" and task.exit_code == 75 and task.checkpoint
+
+
+def test_runner_checkpoints_when_the_cycle_dies(state: State, sensors: Sensors) -> None:
+    """SIGKILL the harvest process mid-task: its WASM child gets SIGTERM (PDEATHSIG),
+    checkpoints, and a later cycle reclaims the task once its lease expires."""
+    import os
+    import signal
+
+    import psutil
+
+    (tid,) = queue.enqueue(state, [sum_job("orphan", 0, 1_500_000_000)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fogctl.cli.main", "harvest", "run", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
+    kids = [p for p in psutil.Process(proc.pid).children() if "wasmrun" in " ".join(p.cmdline())]
+    assert len(kids) == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kids[0].wait(timeout=10)  # gone: it did not outlive the cycle
+    hdr = read_header(task_dir(state, tid) / "checkpoint.bin")
+    assert hdr is not None and hdr["globals"]["i"] > 0
+    # the lease is still held by the dead cycle; expire it as time would
+    with state.db.transaction() as conn:
+        conn.execute("UPDATE harvest_tasks SET lease_until = 0 WHERE id = ?", (tid,))
+    done = run_cycle(State(state.root))
+    assert done.completed == (tid,)
+    task = queue.get_task(state, tid)
+    assert task.attempts == 2 and json.loads(task.result or "") == [expected_sum(0, 1_500_000_000)]
