@@ -1,7 +1,9 @@
 """fogctl submit: run jobs from job specs (fogctl-job(5)) on Docker, Swarm or WASM."""
 
+import contextlib
+import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -122,6 +124,25 @@ def load_all(sources: Iterable[str]) -> "list[JobSpec]":
     return specs
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a foreground run like Ctrl-C: in-process (WASM) attempts are
+    stopped, containers are left running for a later fogctl jobs wait to adopt."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. embedded): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _stream(rec: "JobRecord") -> None:
     if output.current().json_lines:
         output.write_json_line(rec)
@@ -159,7 +180,8 @@ def submit_command(
     records = engine.submit(state, specs, executor=executor, retry=retry)
     ids = [r.id for r in records]
     if wait:
-        final = engine.run_jobs(state, ids, concurrency=concurrency, on_event=_stream)
+        with _sigterm_interrupts():
+            final = engine.run_jobs(state, ids, concurrency=concurrency, on_event=_stream)
         bad = [r for r in final if r.state != lc.SUCCEEDED]
         for r in bad:
             output.notice(f"job {r.id} {r.state}: {r.detail or r.reason}")
@@ -201,7 +223,8 @@ def wait_command(state: "State", ids: list[str], *, concurrency: int | None = No
         ids = [r.id for r in engine.list_jobs(state) if r.state in lc.ACTIVE]
         if not ids:
             return 0
-    final = engine.run_jobs(state, ids, concurrency=concurrency, on_event=_stream)
+    with _sigterm_interrupts():
+        final = engine.run_jobs(state, ids, concurrency=concurrency, on_event=_stream)
     bad = [r for r in final if r.state != lc.SUCCEEDED]
     return 1 if bad else 0
 
