@@ -287,11 +287,17 @@ class LocalChain:
             if node is None:
                 return
             url = node.rpc_url
-        dumped = rpc_call(url, "anvil_dumpState", timeout=30)
-        raw = bytes.fromhex(str(dumped).removeprefix("0x"))
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        write_atomic(self.state_file, raw, mode=0o600)
+        import fcntl
+
+        # Dump and rename under one lock: with two fogctl processes checkpointing at once,
+        # a dump taken earlier must not replace one taken later.
+        with open(self.dir / "state.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            dumped = rpc_call(url, "anvil_dumpState", timeout=30)
+            raw = bytes.fromhex(str(dumped).removeprefix("0x"))
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            write_atomic(self.state_file, raw, mode=0o600)
 
     def stop(self) -> ChainRecord:
         """Checkpoint and stop anvil (SIGTERM, then SIGKILL after a bound). Idempotent."""

@@ -161,7 +161,7 @@ def test_governance_changes_min_stake(cli: Any, chain: Chain) -> None:
     twice = cli("vote", "cast", pid, "against")
     assert twice.code == 1 and "GovernorAlreadyCastVote" in twice.stderr
 
-    chain.use("stranger")  # holds no FOG and never delegated
+    chain.use("voter")  # holds 2M FOG but never delegated
     nobody = cli("vote", "cast", pid, "against")
     assert nobody.code == 1 and "FogGovernorNoVotingPower" in nobody.stderr
     chain.use("deployer")
