@@ -16,7 +16,14 @@ from fogctl.errors import StateError
 __all__ = ["ARTIFACT_DIR", "CONTRACT_NAMES", "all_error_abis", "load_artifact"]
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-CONTRACT_NAMES = ("FogToken", "FogStaking", "FogTimelock", "FogGovernor", "PlainToken")
+CONTRACT_NAMES = (
+    "FogToken",
+    "FogStaking",
+    "FogTimelock",
+    "FogGovernor",
+    "FogVesting",
+    "PlainToken",
+)
 
 
 @cache

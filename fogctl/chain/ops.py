@@ -21,7 +21,13 @@ from fogctl.chain.actions import CONTRACTS, BoundAction, bind_action, parse_acti
 from fogctl.chain.client import ChainClient
 from fogctl.chain.deploy import DeployParams, deploy_stack, load_deployment
 from fogctl.chain.local import LocalChain
-from fogctl.chain.records import DeploymentRecord, ProposalRecord, StakeStatusRecord, TxRecord
+from fogctl.chain.records import (
+    DeploymentRecord,
+    ProposalRecord,
+    StakeStatusRecord,
+    TxRecord,
+    VestingRecord,
+)
 from fogctl.chain.reverts import RevertError, chain_errors
 from fogctl.chain.rpc import rpc_call
 from fogctl.chain.units import WEI, format_fog
@@ -686,4 +692,76 @@ def execute_proposal(session: Session, proposal_id: str) -> TxRecord:
     )
 
 
-__all__ += ["CONTRACTS", "bind_actions", "transfer"]
+# -- vesting ---------------------------------------------------------------------------------
+
+
+def vesting_create(
+    session: Session,
+    beneficiary: str,
+    amount: int,
+    duration: int,
+    *,
+    start: int | None = None,
+    cliff: int = 0,
+) -> tuple[list[TxRecord], VestingRecord]:
+    """Deploy a FogVesting wallet for ``beneficiary`` and fund it with ``amount`` wei."""
+    who = _address(session, beneficiary, "BENEFICIARY")
+    if duration <= 0:
+        raise InvalidInput("--duration: must be positive")
+    if cliff > duration:
+        raise InvalidInput("--cliff: longer than --duration")
+    _require_fog(session, amount, "stake.vesting.create")
+    begin = start if start is not None else int(session.client.head()["timestamp"])
+    rec, address = session.client.deploy(
+        "FogVesting", [who, begin, duration, cliff], session.account()
+    )
+    funded = session.transact(
+        session.token.functions.transfer(address, amount),
+        "stake.vesting.fund",
+        ((session.token, "Transfer"),),
+    )
+    return [rec, funded], vesting_status(session, address)
+
+
+def vesting_status(session: Session, address: str) -> VestingRecord:
+    where = _address(session, address, "ADDRESS")
+    if not session.client.code_at(where):
+        raise InvalidInput(f"ADDRESS {where}: no contract there")
+    wallet = session.client.contract("FogVesting", where)
+    tok = session.token.address
+    with chain_errors(session.client.rpc_url, "stake.vesting.status"):
+        now = int(session.client.head()["timestamp"])
+        released = int(wallet.functions.released(tok).call())
+        balance = int(session.token.functions.balanceOf(where).call())
+        vested = int(wallet.functions.vestedAmount(tok, now).call())
+        releasable = int(wallet.functions.releasable(tok).call())
+        start = int(wallet.functions.start().call())
+        return VestingRecord(
+            address=where,
+            beneficiary=str(wallet.functions.owner().call()),
+            start=start,
+            cliff=int(wallet.functions.cliff().call()),
+            end=int(wallet.functions.end().call()),
+            total=format_fog(balance + released),
+            vested=format_fog(vested),
+            released=format_fog(released),
+            releasable=format_fog(releasable),
+        )
+
+
+def vesting_release(session: Session, address: str) -> TxRecord:
+    """Release the vested FOG of a FogVesting wallet to its beneficiary (anyone may call)."""
+    where = _address(session, address, "ADDRESS")
+    wallet = session.client.contract("FogVesting", where)
+    fn = wallet.functions.release(session.token.address)
+    return session.transact(fn, "stake.vesting.release", ((wallet, "ERC20Released"),))
+
+
+__all__ += [
+    "CONTRACTS",
+    "bind_actions",
+    "transfer",
+    "vesting_create",
+    "vesting_release",
+    "vesting_status",
+]

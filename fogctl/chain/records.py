@@ -18,6 +18,7 @@ __all__ = [
     "ProposalRecord",
     "StakeStatusRecord",
     "TxRecord",
+    "VestingRecord",
 ]
 
 
@@ -133,3 +134,19 @@ class ProposalRecord(Record):
     quorum: str | None = None
     actions: tuple[str, ...] = ()
     description: str | None = None
+
+
+@record("vesting")
+class VestingRecord(Record):
+    """A FogVesting wallet: FOG vesting linearly from ``start`` to ``end``, none before
+    ``cliff``; ``releasable`` is vested and not yet released to the beneficiary."""
+
+    address: str
+    beneficiary: str
+    start: int
+    cliff: int
+    end: int
+    total: str
+    vested: str
+    released: str
+    releasable: str

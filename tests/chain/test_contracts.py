@@ -174,3 +174,23 @@ def test_mined_revert_is_recorded_with_its_reason(c: Any, chain: Chain) -> None:
     rec, _ = cl._send(tx, me, "stake.withdraw")
     assert rec.status == "reverted" and rec.gas_used > 21000
     assert rec.reason is not None and "NothingToWithdraw" in rec.reason
+
+
+def test_vesting_votes_can_be_delegated_by_the_beneficiary_only(c: Any, chain: Chain) -> None:
+    cl, tok = c.client, c.token
+    me = account("deployer")
+    now = chain.now()
+    _, address = cl.deploy("FogVesting", [ADDRESSES["voter"], now, 365 * DAY, 0], me)
+    wallet = cl.contract("FogVesting", address)
+    ok(cl, tok.functions.transfer(address, 5000 * WEI), "deployer")
+    reverts(
+        cl,
+        wallet.functions.delegate(tok.address, ADDRESSES["stranger"]),
+        "deployer",
+        "OwnableUnauthorizedAccount",
+    )
+    ok(cl, wallet.functions.delegate(tok.address, ADDRESSES["stranger"]), "voter")
+    assert tok.functions.getVotes(ADDRESSES["stranger"]).call() == 5000 * WEI
+    with pytest.raises(RevertError) as err:
+        cl.deploy("FogVesting", [ADDRESSES["voter"], now, DAY, 2 * DAY], me)
+    assert "InvalidCliffDuration" in err.value.reason

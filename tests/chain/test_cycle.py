@@ -305,3 +305,52 @@ def test_deposit_is_one_transaction_with_permit_or_allowance(cli: Any, chain: Ch
     assert nonce() == n + 1 and rec["gas_used"] < 120_000
     assert token.functions.allowance(me.address, chain.deployment["staking"]).call() == 0
     assert status(cli)["stake"] == "2000"
+
+
+def test_vesting_wallet_with_cliff(cli: Any, chain: Chain) -> None:
+    res = cli(
+        "stake",
+        "vesting",
+        "create",
+        ADDRESSES["voter"],
+        "3650",
+        "--duration",
+        "365d",
+        "--cliff",
+        "90d",
+        "--json",
+    )
+    assert res.code == 0, res.stderr
+    deploy_tx, fund_tx, wallet = res.records()
+    assert deploy_tx["action"] == "deploy.FogVesting" and fund_tx["status"] == "success"
+    assert wallet["kind"] == "vesting" and wallet["beneficiary"] == ADDRESSES["voter"]
+    assert wallet["total"] == "3650" and wallet["vested"] == "0"
+    address = wallet["address"]
+
+    chain.advance(30 * DAY)
+    st = cli("stake", "vesting", "status", address, "--json").record()
+    assert st["vested"] == "0"  # before the cliff
+    early = cli("stake", "vesting", "release", address, "--json")
+    assert early.code == 0  # releasing nothing is allowed by OpenZeppelin: 0 FOG moves
+    assert cli("stake", "vesting", "status", address, "--json").record()["released"] == "0"
+
+    chain.advance(70 * DAY)  # day 100: 100/365 of 3650 has vested
+    st = cli("stake", "vesting", "status", address, "--json").record()
+    assert 999 < float(st["vested"]) < 1002 and st["releasable"] == st["vested"]
+    chain.use("stranger")  # anyone may release; the FOG goes to the beneficiary
+    rel = tx(cli("stake", "vesting", "release", address, "--json"))
+    assert rel["details"]["token"] == chain.deployment["token"]
+    chain.use("deployer")
+    bal = status(cli, "--provider", ADDRESSES["voter"])["balance"]
+    assert 2_000_999 < float(bal) < 2_001_002
+    chain.advance(400 * DAY)
+    tx(cli("stake", "vesting", "release", address, "--json"))
+    st = cli("stake", "vesting", "status", address, "--json").record()
+    assert st["released"] == "3650" and st["releasable"] == "0"
+
+    bad = cli(
+        "stake", "vesting", "create", ADDRESSES["voter"], "1", "--duration", "1d", "--cliff", "2d"
+    )
+    assert bad.code == 2 and "--cliff" in bad.stderr
+    none = cli("stake", "vesting", "status", ADDRESSES["voter"])
+    assert none.code == 2 and "no contract there" in none.stderr
