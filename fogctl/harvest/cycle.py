@@ -374,7 +374,7 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
     cpu = max(cpu, (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime))
     header = read_header(ckpt)
     progress = (
-        {"checkpoints": header.get("checkpoints", 0), "globals": header["globals"]}
+        {"checkpoints": header.get("checkpoints", 0), "globals": header.get("globals", {})}
         if header
         else {}
     )

@@ -44,18 +44,41 @@ def encode_checkpoint(header: dict[str, Any], memories: list[bytes]) -> bytes:
 
 
 def decode_checkpoint(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
-    if not data.startswith(MAGIC):
+    """Parse a checkpoint; anything malformed raises ``ValueError`` (never a crash)."""
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8:
         raise ValueError("not a fogctl WASM checkpoint")
     n = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 8], "big")
     off = len(MAGIC) + 8
-    header = json.loads(data[off : off + n])
+    if n > len(data) - off:
+        raise ValueError("checkpoint header is truncated")
+    try:
+        header = json.loads(data[off : off + n])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("checkpoint header is not JSON") from None
+    if not isinstance(header, dict) or header.get("version") != 1:
+        raise ValueError("unsupported checkpoint header")
+    memories, globals_ = header.get("memories"), header.get("globals")
+    if not isinstance(memories, list) or not isinstance(globals_, dict):
+        raise ValueError("checkpoint header lacks memories/globals")
     off += n
     mems: dict[str, bytes] = {}
-    for name, size in header["memories"]:
-        mems[name] = data[off : off + size]
-        off += size
+    for entry in memories:
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 2
+            or not isinstance(entry[0], str)
+            or not isinstance(entry[1], int)
+            or isinstance(entry[1], bool)
+            or not 0 <= entry[1] <= len(data) - off
+        ):
+            raise ValueError("bad memory entry in checkpoint header")
+        mems[entry[0]] = data[off : off + entry[1]]
+        off += entry[1]
     if off != len(data):
         raise ValueError("checkpoint length does not match its header")
+    for value in globals_.values():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError("bad global value in checkpoint header")
     return header, mems
 
 
