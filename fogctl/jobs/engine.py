@@ -512,7 +512,7 @@ class Runner:
                     continue
             if row["state"] == lc.RETRYING and (row["retry_at"] or 0) > now:
                 continue
-            spec = parse_spec(json.loads(row["spec"]), f"job {row['id']}")
+            spec = parse_spec(json.loads(row["spec"]), f"job {row['id']}").with_node(row["node"])
             ok, why = self._deps_ready(spec)
             if why is not None:
                 self._move(row["id"], lc.FAILED, reason="dependency", detail=why, finished=now)

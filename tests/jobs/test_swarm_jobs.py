@@ -48,3 +48,43 @@ def test_swarm_service_runs_to_completion(cli, busybox_image: str, swarm: Any) -
     assert (final["sw-bad"]["reason"], final["sw-bad"]["exit_code"]) == ("exit-code", 5)
     # Services are removed once their end is recorded.
     assert not swarm.services.list(filters={"label": "io.fogctl.job=sw-ok"})
+
+
+def test_assignment_node_becomes_a_placement_constraint(
+    cli, busybox_image: str, swarm: Any
+) -> None:
+    node = swarm.nodes.list()[0]
+    spec_ = node.attrs["Spec"]
+    spec_.setdefault("Labels", {})["io.fogctl.node"] = "fog-node-a"
+    node.update(spec_)
+    try:
+        lines = [
+            {
+                "kind": "assignment",
+                "job": job,
+                "node": target,
+                "spec": {
+                    "metadata": {"name": job},
+                    "image": busybox_image,
+                    "executor": "swarm",
+                    "command": ["true"],
+                    "activeDeadlineSeconds": 3,
+                },
+            }
+            for job, target in (("here", "fog-node-a"), ("nowhere", "fog-node-b"))
+        ]
+        res = cli(
+            "submit", "-", "--wait", "--json", input="".join(json.dumps(x) + "\n" for x in lines)
+        )
+    finally:
+        node.reload()
+        spec_ = node.attrs["Spec"]
+        spec_.get("Labels", {}).pop("io.fogctl.node", None)
+        node.update(spec_)
+    final = {r["id"]: r for r in res.records()}
+    assert final["here"]["state"] == "succeeded" and final["here"]["node"] == "fog-node-a"
+    # No swarm node carries fog-node-b: the task never starts and the deadline ends it.
+    assert (final["nowhere"]["state"], final["nowhere"]["reason"]) == (
+        "deadline-exceeded",
+        "deadline",
+    )
