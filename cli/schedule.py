@@ -147,10 +147,34 @@ def place(
     starts from the heuristics' plans, so it never returns a plan worse than theirs,
     and stops when the front's hypervolume stops improving.
 
+    Objectives: latency (mean ms from the submitter to the jobs' nodes), balance
+    (variance of cpu and memory utilisation across nodes after placement), trust
+    (mean trust of the nodes used, maximised), cost (the operators' running cost)
+    and price (the marketplace price, see 'fogctl schedule price'). --objectives
+    optimises a subset; the default algorithm is NSGA-III with reference directions
+    for 4-5 objectives and NSGA-II for 1-3.
+
+    Model: the batch is placed at once onto each node's free capacity (cpu x (1 -
+    cpu_util), memory x (1 - memory_util)); a job starts when its dependencies
+    (dependsOn) have finished and their results have crossed the network, after its
+    node's dispatch latency, and runs estimateSeconds (default 60) times the node's
+    slowdown (busy or hot nodes run slower). For SLA class S, activeDeadlineSeconds
+    is a hard deadline counted from now. A gang's members go to nodes of one region
+    and start together. Nodes on battery below 15% or at 85 C and above take no work.
+
+    Output: one assignment record per job, in start order, with the predicted start
+    and finish (seconds from now), the job's objective values and its spec, which
+    'fogctl submit -' runs on the chosen node. --front writes every plan of the
+    Pareto front as a solution record instead; --pick and --prefer choose the plan
+    (default: the knee). A summary goes to stderr: generations, front size,
+    hypervolume against the best heuristic's, makespan against HEFT's.
+
     Jobs that cannot be placed (larger than any node, a dependency cycle, a gang
-    bigger than any region) are named and the command exits 2; with --allow-partial
-    the rest is placed. An SLA-S job that fits nowhere may preempt lower-priority
-    jobs listed with --running; its record names them in preempts.
+    bigger than any region, a deadline no node can meet) are named and the command
+    exits 2; with --allow-partial the rest is placed and the left-out jobs get node
+    null and a reason. An SLA-S job that fits nowhere may preempt lower-priority
+    jobs listed with --running (assignment records or specs with nodeName); its
+    record names them in preempts.
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -23,8 +23,8 @@ MAX_PAIRS = 1_500  # eligible (job, node) pairs; bigger problems rely on the sea
 def load_solver() -> bool:
     """Import the MILP solver ahead of timing; False when scipy is missing."""
     try:
-        import scipy.optimize
-        import scipy.sparse  # noqa: F401
+        import scipy.optimize  # type: ignore[import-untyped]
+        import scipy.sparse  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:  # pragma: no cover - scipy comes with pymoo
         return False
     return True
@@ -33,8 +33,12 @@ def load_solver() -> bool:
 def exact_extreme(inst: Instance, C: FloatArray, time_limit: float) -> IntArray | None:
     """The plan minimising ``sum C[j, x[j]]``, or ``None`` (too big, no time, infeasible)."""
     try:
-        from scipy.optimize import Bounds, LinearConstraint, milp
-        from scipy.sparse import coo_matrix
+        from scipy.optimize import (  # type: ignore[import-untyped]
+            Bounds,
+            LinearConstraint,
+            milp,
+        )
+        from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - scipy comes with pymoo
         return None
     jj, nn = np.nonzero(inst.elig_mask)

@@ -330,30 +330,32 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
     if len(arch_X):
         from fogctl.schedule.polish import polish, polish_balance
 
-        extra = []
+        polished: list[IntArray] = []
         polish_end = started + settings.time_limit
         span_now = np.ptp(arch_F, axis=0)
         span_now = np.where(span_now > 1e-12, span_now, 1.0)
-        targets: list[dict[str, float]] = [{o: 1.0} for o in lin]
+        directions: list[dict[str, float]] = [{o: 1.0} for o in lin]
         if len(lin) > 1:
-            targets.append({o: 1.0 / span_now[OBJECTIVES.index(o)] for o in lin})
+            directions.append({o: 1.0 / span_now[OBJECTIVES.index(o)] for o in lin})
             for _ in range(6):  # random directions through the front's interior
                 w = rng.dirichlet(np.ones(len(lin)))
-                targets.append({o: w[k] / span_now[OBJECTIVES.index(o)] for k, o in enumerate(lin)})
+                directions.append(
+                    {o: w[k] / span_now[OBJECTIVES.index(o)] for k, o in enumerate(lin)}
+                )
         jrow = np.arange(inst.J)[None, :]
-        for weights in targets:
+        for weights in directions:
             C = cost_matrix(inst, weights)
             start = int(np.argmin(C[jrow, arch_X].sum(axis=1)))
-            extra.append(polish(inst, arch_X[start], C, deadline=polish_end))
+            polished.append(polish(inst, arch_X[start], C, deadline=polish_end))
         if "balance" in inst.objectives:
             for start in np.argsort(arch_F[:, OBJECTIVES.index("balance")])[:3]:
-                extra.append(
+                polished.append(
                     polish_balance(
                         inst, arch_X[start], moves=min(200, 2 * inst.J), deadline=polish_end
                     )
                 )
-        if extra:
-            ex = np.stack(extra)
+        if polished:
+            ex = np.stack(polished)
             exF, exG = inst.evaluate(ex)
             ok = exG <= 1e-9
             arch_X = np.concatenate([arch_X, ex[ok]])
