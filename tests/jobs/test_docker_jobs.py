@@ -338,3 +338,37 @@ def test_reconcile_finds_an_unrecorded_container_by_label(cli, busybox_image: st
     )
     assert done["ref"] == handle.ref
     assert "found-me" in logs_of(cli, "lbl")
+
+
+def test_inputs_in_outputs_out(cli, busybox_image: str, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    script = "mkdir -p res && wc -l < in/data.csv > res/n.txt && ln -s /etc/passwd leak"
+    (final,) = run(
+        cli,
+        job(
+            "io",
+            busybox_image,
+            script,
+            inputs=[{"source": str(data), "path": "in/data.csv"}],
+            outputs=["res", "leak"],
+        ),
+        code=0,
+    )
+    blobs = State().blobs
+    assert set(final["outputs"]) == {"res"}  # the symlink out of /work is not collected
+    with tarfile.open(fileobj=io.BytesIO(blobs.get(final["outputs"]["res"]))) as tar:
+        member = tar.extractfile("n.txt")
+        assert member is not None and member.read() == b"2\n"
+
+
+def test_resubmit_with_retry(cli, busybox_image: str) -> None:
+    spec = job("again", busybox_image, "exit 1")
+    (first,) = run(cli, spec, code=1)
+    (same,) = run(cli, spec, code=1)
+    assert same["attempt"] == first["attempt"] == 1  # not run twice
+    res = cli("submit", "-", "--wait", "--retry", "--json", input=json.dumps(spec) + "\n")
+    assert res.code == 1 and res.records()[-1]["attempt"] == 2
