@@ -22,12 +22,13 @@ def test_swarm_service_runs_to_completion(cli, busybox_image: str, swarm: Any) -
                 "sh",
                 "-c",
                 "echo from-swarm $(id -u); echo routes $(ip route | grep -c default); "
-                "echo data > /work/r.txt",
+                "echo data > /work/r.txt; echo pids max $(cat /sys/fs/cgroup/pids/pids.max "
+                "2>/dev/null || cat /sys/fs/cgroup/pids.max)",
             ],
             "outputs": ["r.txt"],
             "resources": {
                 "requests": {"cpu": 0.1, "memory": "16Mi"},
-                "limits": {"cpu": 0.5, "memory": "32Mi"},
+                "limits": {"cpu": 0.5, "memory": "32Mi", "pids": 64},
             },
         },
         {
@@ -46,6 +47,8 @@ def test_swarm_service_runs_to_completion(cli, busybox_image: str, swarm: Any) -
     assert "from-swarm 65534" in log
     assert "routes 0" in log  # network: none -> an internal network with no way out
     assert (final["sw-bad"]["reason"], final["sw-bad"]["exit_code"]) == ("exit-code", 5)
+    # The pids limit reaches the task's container (API 1.41).
+    assert "pids max 64" in log
     # Services are removed once their end is recorded.
     assert not swarm.services.list(filters={"label": "io.fogctl.job=sw-ok"})
 

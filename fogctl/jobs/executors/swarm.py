@@ -105,6 +105,7 @@ class SwarmExecutor(DockerExecutor):
             cpu_reservation=max(1, int(min(spec.cpu, launch.cpu_cap) * 1e9)),
             mem_reservation=min(spec.memory, mem),
         )
+        resources["Limits"]["Pids"] = launch.pids_cap  # API 1.41 (Docker 20.10)
         constraints = [f"node.labels.io.fogctl.node=={spec.node}"] if spec.node else []
         name = container_name(launch.run_id, launch.labels)
         template = TaskTemplate(
