@@ -184,7 +184,7 @@ def test_fuzz_decoder_bytes(data: bytes) -> None:
         wire.decode_datagram(data)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from([0, 1, 2, 7]), st.sampled_from([*wire.REQUESTS, "gossip", "x"]), _msgpackable
 )
@@ -211,7 +211,7 @@ class FakeTransport:
         return False
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.binary(max_size=300)

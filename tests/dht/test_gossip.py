@@ -147,7 +147,7 @@ _obj = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_obj)
 def test_fuzz_router_never_crashes(obj: object) -> None:
     me = ident()
