@@ -56,7 +56,12 @@ KeystoreOpt = Annotated[
         "FOGCTL_CHAIN_KEYSTORE_PASSWORD) instead of keys/chain.key.",
     ),
 ]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Proposal id (decimal or 0x-hex).")]
+IdArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID", help="Proposal id (decimal or 0x-hex), or #N for the N-th proposal."
+    ),
+]
 
 
 def _session(rpc_url: str | None, keystore: Path | None = None) -> Any:
@@ -114,6 +119,7 @@ def propose(
 @app.command(
     epilog=examples(
         "fogctl vote cast 0xPROPOSAL for",
+        "fogctl vote cast '#3' abstain",
         "fogctl vote cast 0xPROPOSAL against --reason 'too high'",
     )
 )
@@ -156,7 +162,8 @@ def ls(
     if not found:
         output.notice("no proposals")
     output.emit(
-        found, columns=["id", "state", "title", "votes_for", "votes_against", "vote_end", "eta"]
+        found,
+        columns=["number", "state", "title", "votes_for", "votes_against", "vote_end", "eta", "id"],
     )
 
 

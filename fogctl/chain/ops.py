@@ -574,6 +574,21 @@ def _from_logs(session: Session, known: dict[str, tuple[str, str, list[str]]]) -
         known[pid] = (title, description, [])
 
 
+def _resolve_id(session: Session, text: str) -> int:
+    """A proposal id, or ``#N``: the N-th proposal created on this governor."""
+    if text.startswith("#"):
+        try:
+            number = int(text[1:])
+        except ValueError:
+            raise InvalidInput(f"proposal {text!r}: expected #N with N a number") from None
+        count = int(session.call(session.governor.functions.proposalCount()))
+        if not 1 <= number <= count:
+            raise InvalidInput(f"proposal {text!r}: there are {count} proposals")
+        details = session.call(session.governor.functions.proposalDetailsAt(number - 1))
+        return int(details[0])
+    return _parse_id(text)
+
+
 def _parse_id(text: str) -> int:
     try:
         value = int(text, 0)
@@ -638,7 +653,7 @@ def _describe_call(session: Session, target: str, calldata: bytes) -> str:
 
 
 def show_proposal(session: Session, proposal_id: str) -> ProposalRecord:
-    pid = _parse_id(proposal_id)
+    pid = _resolve_id(session, proposal_id)
     known = _known(session)
     if str(pid) not in known:
         _from_logs(session, known)
@@ -657,7 +672,10 @@ def list_proposals(session: Session, state: str | None = None) -> list[ProposalR
     out = []
     for index in range(count - 1, -1, -1):
         pid, targets, values, calldatas, dh = session.call(gov.functions.proposalDetailsAt(index))
-        rec = _proposal(session, int(pid), known, (targets, values, calldatas, dh))
+        rec = replace(
+            _proposal(session, int(pid), known, (targets, values, calldatas, dh)),
+            number=index + 1,
+        )
         if state is None or rec.state == state:
             out.append(rec)
     return out
@@ -666,9 +684,9 @@ def list_proposals(session: Session, state: str | None = None) -> list[ProposalR
 def cast_vote(
     session: Session, proposal_id: str, support: str, reason: str | None = None
 ) -> TxRecord:
-    pid = _parse_id(proposal_id)
     if support not in SUPPORT:
         raise InvalidInput(f"vote {support!r}: one of for, against, abstain")
+    pid = _resolve_id(session, proposal_id)
     gov = session.governor
     fn = (
         gov.functions.castVoteWithReason(pid, SUPPORT[support], reason)
@@ -679,13 +697,13 @@ def cast_vote(
 
 
 def queue_proposal(session: Session, proposal_id: str) -> TxRecord:
-    pid = _parse_id(proposal_id)
+    pid = _resolve_id(session, proposal_id)
     gov = session.governor
     return session.transact(gov.functions.queue(pid), "vote.queue", ((gov, "ProposalQueued"),))
 
 
 def execute_proposal(session: Session, proposal_id: str) -> TxRecord:
-    pid = _parse_id(proposal_id)
+    pid = _resolve_id(session, proposal_id)
     gov = session.governor
     return session.transact(
         gov.functions.execute(pid), "vote.execute", ((gov, "ProposalExecuted"),)

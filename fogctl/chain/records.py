@@ -116,6 +116,7 @@ class StakeStatusRecord(Record):
 class ProposalRecord(Record):
     """A governance proposal: id, state, tally and what it will execute.
 
+    ``number`` is its place in creation order (1 = first), usable as ``#N`` for an id;
     ``state`` is OpenZeppelin's ProposalState in lower case (pending, active, canceled,
     defeated, succeeded, queued, expired, executed); ``vote_start``/``vote_end`` and
     ``eta`` are chain timestamps; votes are whole FOG strings.
@@ -123,6 +124,7 @@ class ProposalRecord(Record):
 
     id: str
     state: str
+    number: int | None = None
     title: str | None = None
     proposer: str | None = None
     vote_start: int | None = None

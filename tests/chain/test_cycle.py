@@ -182,6 +182,10 @@ def test_governance_changes_min_stake(cli: Any, chain: Chain) -> None:
     tx(cli("vote", "execute", pid, "--json"))
     listed = cli("vote", "ls", "--json").records()
     assert [p["id"] for p in listed] == [pid] and listed[0]["state"] == "executed"
+    assert listed[0]["number"] == 1
+    assert cli("vote", "show", "#1", "--json").record()["id"] == pid
+    missing = cli("vote", "show", "#2")
+    assert missing.code == 2 and "there are 1 proposals" in missing.stderr
     assert listed[0]["votes_for"] == "96000000"  # deployer's 100M minus 4M sent in setup
     assert status(cli)["min_stake"] == "2000"
 
