@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fogctl.chain.reverts import RevertError, decode_revert, revert_data, translate
@@ -106,11 +106,13 @@ def test_unknown_exceptions_are_not_swallowed() -> None:
         translate(KeyError("bug"))
 
 
+@settings(deadline=None, max_examples=200)
 @given(st.binary(max_size=300))
 def test_fuzz_any_revert_bytes_decode_to_text(data: bytes) -> None:
     assert isinstance(decode_revert(data), str)
 
 
+@settings(deadline=None, max_examples=200)
 @given(st.binary(max_size=200))
 def test_fuzz_known_selectors_with_garbage_bodies(body: bytes) -> None:
     for selector in (STILL[:4], ERROR_STRING[:4], PANIC[:4]):

@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fogctl.chain.actions import bind_action, parse_action
@@ -46,6 +46,7 @@ def test_amounts_are_exact() -> None:
     assert format_fog(25 * 10**16) == "0.25"
 
 
+@settings(deadline=None, max_examples=200)
 @given(st.integers(min_value=1, max_value=2**200))
 def test_format_then_parse_round_trips(wei: int) -> None:
     assert parse_fog(format_fog(wei)) == wei
@@ -118,6 +119,7 @@ def test_action_errors_name_the_part(text: str, part: str | None) -> None:
     assert part in str(err.value)
 
 
+@settings(deadline=None, max_examples=200)
 @given(st.text(max_size=120))
 def test_fuzz_any_text_parses_or_raises_invalid_input(text: str) -> None:
     try:
@@ -128,6 +130,7 @@ def test_fuzz_any_text_parses_or_raises_invalid_input(text: str) -> None:
         bind_action(parsed, abi(parsed.contract), ADDRS, lambda name: b"\x00" * 32)
 
 
+@settings(deadline=None, max_examples=200)
 @given(
     st.sampled_from(
         [
