@@ -36,14 +36,21 @@ def docker_image() -> str:
     need(ok, "Docker Engine is not reachable (.ci/services.sh starts dockerd)")
     if not ok:
         pytest.skip("no docker")
-    from fogctl.jobs.executors.docker import docker_client
+    import docker
 
     try:
-        docker_client().images.get(IMAGE)
-    except Exception:
-        from fogctl.jobs.images import build_busybox_image
+        docker.from_env().images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        import subprocess
+        import sys
 
-        build_busybox_image(IMAGE)
+        # the jobs command that builds the local test image (no registry)
+        subprocess.run(
+            [sys.executable, "-m", "fogctl.cli.main", "jobs", "image", "busybox", "-t", IMAGE],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     return IMAGE
 
 
