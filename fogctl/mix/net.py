@@ -266,6 +266,8 @@ class NodeService:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._addr: dict[bytes, tuple[str, int]] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.on_tick: Callable[[float], None] | None = None
 
     async def start(self) -> None:
@@ -308,12 +310,17 @@ class NodeService:
                 self._addr[bytes.fromhex(d.id)] = split_hostport(d.address)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop accepting, end open connections and the timer task, close sockets."""
+        self._closing = True
         if self._tcp:
             self._tcp.close()
+        handlers = list(self._handlers)
+        for t in handlers:
+            t.cancel()
+        if self._task:
+            self._task.cancel()
+            handlers.append(self._task)
+        await asyncio.gather(*handlers, return_exceptions=True)
         if self._udp:
             self._udp.close()
 
@@ -343,6 +350,11 @@ class NodeService:
                 await asyncio.sleep(0)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._closing or task is None:
+            writer.close()
+            return
+        self._handlers.add(task)
         try:
             while True:
                 try:
@@ -355,7 +367,10 @@ class NodeService:
                 except (Refused, InvalidInput, OperationFailed) as exc:
                     writer.write(_frame(ERR, str(exc).encode()))
                 await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            return
         finally:
+            self._handlers.discard(task)
             writer.close()
 
     def _handle(self, op: int, body: bytes) -> bytes:

@@ -29,12 +29,12 @@ def network(tmp_path: Path) -> Iterator[LocalNet]:
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    asyncio.run_coroutine_threadsafe(boot(), loop).result(30)
-    assert ready.wait(5)
+    asyncio.run_coroutine_threadsafe(boot(), loop).result(60)
+    assert ready.wait(10)
     yield box["net"]
-    asyncio.run_coroutine_threadsafe(box["net"].stop(), loop).result(10)
+    asyncio.run_coroutine_threadsafe(box["net"].stop(), loop).result(60)
     loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    thread.join(10)
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
