@@ -53,15 +53,22 @@ def test_hardened_by_default(cli, busybox_image: str) -> None:
         "id -u; id -g; grep CapEff /proc/self/status; "
         "touch /rootfile 2>/dev/null && echo rootfs-writable || echo rootfs-readonly; "
         "touch /tmp/t && echo tmp-ok; echo out > /work/o.txt; "
-        "ls /sys/class/net | tr '\\n' ' '; echo; grep NoNewPrivs /proc/self/status"
+        "ls /sys/class/net | tr '\\n' ' '; echo; grep NoNewPrivs /proc/self/status; "
+        "cd /sys/fs/cgroup; cat cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 cpu.max; "
+        "cat memory/memory.limit_in_bytes 2>/dev/null || cat memory.max"
     )
-    (final,) = run(cli, job("hard", busybox_image, script, outputs=["o.txt"]), code=0)
+    limits = {"requests": {"cpu": "100m"}, "limits": {"cpu": "250m", "memory": "48Mi"}}
+    (final,) = run(
+        cli, job("hard", busybox_image, script, outputs=["o.txt"], resources=limits), code=0
+    )
     out = logs_of(cli, "hard").split("\n")
     assert out[0] == "65534" and out[1] == "65534"
     assert out[2].split() == ["CapEff:", "0000000000000000"]
     assert out[3] == "rootfs-readonly" and out[4] == "tmp-ok"
     assert out[5].split() == ["lo"]  # network none: loopback only
     assert out[6].split() == ["NoNewPrivs:", "1"]
+    # The caps reach the kernel: CFS quota 25 ms per 100 ms period, 48 MiB of memory.
+    assert out[7] == "25000" and out[8] == str(48 * 2**20)
     assert State().blobs.get(final["outputs"]["o.txt"]) == b"out\n"
 
 
