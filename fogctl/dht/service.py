@@ -298,6 +298,11 @@ async def serve(
     """Run a node until SIGTERM/SIGINT (or ``stop``): control socket, saved table."""
     addrs = bootstrap_addrs(state, bootstrap or [])
     ident = state.identity()
+    path = state.root / SOCKET
+    if len(str(path).encode()) > 100:
+        raise InvalidInput(f"{path}: too long for a control socket; use a shorter FOGCTL_HOME")
+    if _alive(path):
+        raise OperationFailed(f"a DHT node is already serving from {state.root}")
     server = FogServer(ident, db=state.db)
     pubsub = None
     try:
@@ -309,7 +314,6 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    path = state.root / SOCKET
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     from fogctl.dht.pubsub import PubSub
@@ -321,6 +325,7 @@ async def serve(
     )
     os.chmod(path, 0o600)
     saver: asyncio.Task[None] | None = None
+    announcer: asyncio.Task[None] | None = None
     advertiser: Any = None
     try:
         restored = await server.restore()
@@ -335,15 +340,16 @@ async def serve(
             restored,
             len(joined_nodes),
         )
-        if announce and server.protocol.contacts():
-            await op_announce(server, descriptor(state, server).to_dict())
         saver = asyncio.ensure_future(_save_regularly(server))
+        if announce:
+            announcer = asyncio.ensure_future(_announce_when_joined(state, server))
         if ready is not None:
             ready(server)
         await stop.wait()
     finally:
-        if saver is not None:
-            saver.cancel()
+        for task in (saver, announcer):
+            if task is not None:
+                task.cancel()
         pubsub.stop()
         if advertiser is not None:
             await advertiser.stop()
@@ -356,6 +362,28 @@ async def serve(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
         log.info("dht node stopped")
+
+
+def _alive(path: Path) -> bool:
+    """Is a node listening on this control socket?"""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+async def _announce_when_joined(state: State, server: FogServer) -> None:
+    """Publish the descriptor once the node has a peer (then it is republished hourly)."""
+    while not server.protocol.contacts():
+        await asyncio.sleep(1.0)
+    try:
+        await op_announce(server, descriptor(state, server).to_dict())
+    except FogError as exc:
+        log.warning("announce failed: %s", exc)
 
 
 async def _save_regularly(server: FogServer, every: float = 300.0) -> None:

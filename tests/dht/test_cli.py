@@ -182,6 +182,15 @@ def test_serve_stops_cleanly_and_restarts_without_bootstrap(tmp_path: Path) -> N
     deadline = time.monotonic() + 10
     sock = b.home / "dht.sock"
     assert sock.exists()
+    twice = subprocess.run(
+        [*FOGCTL, "dht", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=_env(b.home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert twice.returncode == 1 and "already serving" in twice.stderr
+    assert sock.exists()  # the running node's socket is untouched
     assert b.stop() == 0
     assert not sock.exists()
     with sqlite3.connect(b.home / "state.db") as db:
