@@ -9,10 +9,51 @@ from fogctl.cli import output
 from fogctl.cli.common import examples
 from fogctl.cli.common import state as current_state
 
-app = typer.Typer(
-    help="Delay-tolerant mesh messaging: BPv7 bundles, store-carry-forward, E2E ratchet.",
-    no_args_is_help=True,
-)
+MESH_HELP = """Delay-tolerant mesh messaging: BPv7 bundles, store-carry-forward, E2E ratchet.
+
+Bundles: RFC 9171 BPv7 in CBOR. Every bundle carries a primary block (CRC-32C by
+default; CRC-16/X-25 and none are accepted; the CRC covers the whole block with only
+its value bytes zeroed, per RFC 9171 erratum 8043), a hop-count block (limit 7), a
+bundle-age block and, once forwarded, a previous-node block. Lifetime defaults to one
+hour (send --lifetime). Status reports (received, forwarded, delivered, deleted) are
+sent when a bundle asks for them (send --report). Payloads larger than a link allows
+are fragmented and reassembled at the destination; overlapping fragments must agree.
+Malformed CBOR, wrong CRCs, absurd lengths, conflicting fragments, expired bundles and
+bundles past their hop limit are dropped and counted, never fatal.
+
+Store: bundles live in the state directory (database plus content-addressed blobs):
+the bytes are durable before the row that names them is committed, so a crash loses
+nothing committed; expired bundles are purged. Quota (mesh.store_quota, bytes,
+default 256 MiB; the inbox does not count). Drop policy when full: expired bundles
+first, then relayed bundles that expire soonest; a relayed bundle never displaces one
+this node sent, nor one that outlives it (it is refused instead, status reason 4);
+a bundle this node sends may displace relayed ones.
+
+Convergence layers: TCPCLv4 (RFC 9174, without TLS: payloads are end-to-end
+encrypted), MTCP (bundles as CBOR byte strings, as dtn7 and uD3TN speak it) and UDP
+(one bundle per datagram). Neighbours are dialled from --peer or mesh.peers, or found
+by mDNS (--mdns, service _dtn-tcpcl._tcp). BLE is not implemented yet (planned as
+an optional plugin on bleak).
+
+Routing (mesh.router or --router, one per node): epidemic (summary-vector
+anti-entropy), prophet (RFC 6693: P_encounter_max 0.7, P_encounter_first 0.5, delta
+0.01, beta 0.9, gamma 0.999 per second, transitivity, aging, GRTR+ forwarding and
+acknowledgements of delivered bundles), spray (binary spray-and-wait, 8 copies),
+flooding (managed flooding: relay within 10 minutes of reception while hops < 7) and
+direct (only to the destination). The routing cores are sans-IO: mesh sim runs the
+same code.
+
+End-to-end encryption: X3DH-style key agreement against the destination's signed
+prekey bundle (mesh keys publish / trust), then the Double Ratchet (X25519,
+HKDF-SHA256, ChaCha20-Poly1305): forward secrecy, out-of-order messages, and relays
+see only ciphertext; a tampered bundle fails authentication and is dropped.
+
+Names: a node is dtn://NAME/ (mesh.name, --name, default the first 12 hex digits of
+the node id); messages go to dtn://NAME/inbox, routing exchanges to dtn://NAME/~routing.
+Configuration keys: mesh.name, mesh.router, mesh.tcpcl, mesh.mtcp, mesh.udp,
+mesh.peers, mesh.store_quota (environment FOGCTL_MESH_NAME and so on)."""
+
+app = typer.Typer(help=MESH_HELP, no_args_is_help=True, short_help=MESH_HELP.split("\n")[0])
 keys_app = typer.Typer(
     help="Prekey bundles for end-to-end encryption (X3DH + Double Ratchet).",
     no_args_is_help=True,

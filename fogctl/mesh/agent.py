@@ -38,6 +38,7 @@ from fogctl.mesh.bundle import (
     EID,
     REPORT_DELETION,
     REPORT_DELIVERY,
+    REPORT_FORWARDING,
     REPORT_RECEPTION,
     Bundle,
     CanonicalBlock,
@@ -378,6 +379,7 @@ class Agent:
 
     def _report(self, b: Bundle, status: str, now: int, reason: int = 0) -> None:
         flag = {
+            "forwarded": REPORT_FORWARDING,
             "received": REPORT_RECEPTION,
             "delivered": REPORT_DELIVERY,
             "deleted": REPORT_DELETION,
@@ -617,6 +619,12 @@ class Agent:
         return old.number if old is not None else max(b.block_numbers() | {1}) + 1
 
     def forwarded(self, bundle_id: str, *, drop: bool, now: int) -> None:
+        """A convergence layer handed ``bundle_id`` over (acknowledged where it can)."""
+        try:
+            b = self.store.get(bundle_id)
+        except (KeyError, ProtocolError, OSError):
+            return
+        self._report(b, "forwarded", now)
         if drop:
             self.store.remove(bundle_id, now=now)
 
