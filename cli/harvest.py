@@ -343,14 +343,22 @@ def run(
         )
         return
 
-    def on_term(signum: int, frame: Any) -> None:
+    got: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # checkpoint the running task, never kill it: work since the last checkpoint
+        # would be lost and the task would wait for its lease to expire
+        got.append(signum)
         stop.set()
 
-    old = signal.signal(signal.SIGTERM, on_term)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         output.emit_one(run_cycle(state, stop=stop, max_tasks=max_tasks, log=log))
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
+    if signal.SIGINT in got:
+        raise typer.Exit(130)
 
 
 @app.command(

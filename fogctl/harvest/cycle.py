@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fogctl.errors import ServiceUnavailable
+from fogctl.errors import FogError, ServiceUnavailable
 from fogctl.harvest import queue
 from fogctl.harvest.engine import decide, load_policy, power_model, sensor_source
 from fogctl.harvest.lock import CycleLock
@@ -222,9 +222,13 @@ class Supervisor:
 
     def still_eligible(self, own_cpu: float) -> bool:
         if self.stop.is_set():
-            self.reasons = ("stop requested (SIGTERM)",)
+            self.reasons = ("stop requested (SIGTERM or SIGINT)",)
             return False
-        readings = self.source.read(own_cpu)
+        try:
+            readings = self.source.read(own_cpu)
+        except FogError as exc:  # e.g. the scenario file vanished: stop safely
+            self.reasons = (f"sensors: {exc}",)
+            return False
         d = decide(self.policy, readings, self.memory)
         if d.memory != self.memory:
             self.memory = d.memory
@@ -521,7 +525,7 @@ def run_loop(
     stop = stop or threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
-        log(f"signal {signum}: preempting and stopping")
+        log(f"{signal.Signals(signum).name}: preempting the task and stopping")
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

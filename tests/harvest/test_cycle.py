@@ -332,3 +332,40 @@ def test_runner_checkpoints_when_the_cycle_dies(state: State, sensors: Sensors) 
     assert done.completed == (tid,)
     task = queue.get_task(state, tid)
     assert task.attempts == 2 and json.loads(task.result or "") == [expected_sum(0, 1_500_000_000)]
+
+
+def test_ctrl_c_checkpoints_and_exits_130(state: State, sensors: Sensors) -> None:
+    import os
+    import signal
+
+    (tid,) = queue.enqueue(state, [sum_job("int", 0, 10**12)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fogctl.cli.main", "harvest", "run", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert json.loads(out)["preempted"] == [tid]
+    task = queue.get_task(state, tid)
+    assert task.state == "preempted" and task.exit_code == 75
+
+
+def test_sensor_file_vanishing_mid_task_preempts_safely(
+    state: State, sensors: Sensors, background: Any
+) -> None:
+    (tid,) = queue.enqueue(state, [sum_job("gone", 0, 10**12)])
+    cyc = background(lambda: run_cycle(State(state.root)))
+    wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
+    sensors.path.unlink()
+    rec = cyc.result()
+    assert rec.preempted == (tid,) and rec.reasons[0].startswith("sensors:")
+    assert queue.get_task(state, tid).exit_code == 75
