@@ -55,6 +55,7 @@ __all__ = [
     "list_jobs",
     "logs",
     "migrate",
+    "preempt",
     "reconcile",
     "run_jobs",
     "spawn_runner",
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 MAX_LOG_BYTES = 16 * 1024**2
+CANCEL = 1
+PREEMPT = 2
 DEFAULT_BACKOFF_BASE = 10.0
 
 SCHEMA: list[str] = [
@@ -322,7 +325,27 @@ def submit(
             out.append(
                 _record(conn.execute("SELECT * FROM jobs WHERE id = ?", (spec.id,)).fetchone())
             )
+    victims = sorted({v for spec in specs for v in spec.preempts} - {s.id for s in specs})
+    if victims:
+        preempt(state, victims)
     return out
+
+
+def preempt(state: State, ids: list[str]) -> list[str]:
+    """Evict running jobs to make room (an assignment's ``preempts``): each gets its
+    checkpoint signal and grace period, then goes back to ``retrying`` (not counted as
+    a failure) and resumes from its checkpoint after one backoff base. Jobs that are
+    not running are left alone. Returns the ids asked to yield."""
+    migrate(state)
+    asked: list[str] = []
+    with state.db.transaction() as conn:
+        for job_id in ids:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] != lc.RUNNING or row["cancel"]:
+                continue
+            conn.execute("UPDATE jobs SET cancel = ? WHERE id = ?", (PREEMPT, job_id))
+            asked.append(job_id)
+    return asked
 
 
 # -- the runner ------------------------------------------------------------------------
@@ -461,7 +484,10 @@ class Runner:
                 continue
             att = self.active.get(job_id)
             if att is None:
-                if row["state"] in (lc.PENDING, lc.RETRYING) and self._mine(row):
+                if row["cancel"] == PREEMPT:  # nothing running to evict
+                    with self.state.db.transaction() as conn:
+                        conn.execute("UPDATE jobs SET cancel = 0 WHERE id = ?", (job_id,))
+                elif row["state"] in (lc.PENDING, lc.RETRYING) and self._mine(row):
                     self._move(job_id, lc.CANCELLED, reason="cancelled", detail="cancelled")
                 continue
             if att.handle is not None and not att.stopping:
@@ -626,8 +652,8 @@ class Runner:
             result = ex.wait(att.handle)
             if result is None:  # pragma: no cover - wait without timeout always ends
                 result = Exit("error", None, "wait returned early")
-            if att.stopping and result.reason in ("exit-code", "error", "deadline"):
-                result = Exit("stopped", result.exit_code, "cancelled", result.finished)
+            if att.stopping and result.reason in ("exit-code", "error"):
+                result = Exit("stopped", result.exit_code, "stopped", result.finished)
             data = bytearray()
             with contextlib.suppress(Exception):
                 for chunk in ex.logs(att.handle, follow=False):
@@ -675,12 +701,17 @@ class Runner:
         if log is not None:
             digest = blobs.put(log)
         outputs = _collect_outputs(blobs, job_dir(self.state, job_id) / "work", spec)
-        if row["cancel"] and result.reason not in ("completed",):
+        if row["cancel"] == PREEMPT and result.reason not in ("completed", "deadline"):
+            result = Exit(
+                "preempted", result.exit_code, "preempted by an assignment", result.finished
+            )
+        elif row["cancel"] and result.reason not in ("completed",):
             result = Exit("stopped", result.exit_code, "cancelled", result.finished)
         decision = lc.decide(
             result, failures=row["failures"], backoff_limit=spec.backoff_limit, base=self.base
         )
         fields: dict[str, Any] = {
+            "cancel": 0 if row["cancel"] == PREEMPT else row["cancel"],
             "failures": decision.failures,
             "exit_code": result.exit_code,
             "logs": digest,
@@ -814,7 +845,9 @@ def cancel(state: State, ids: list[str]) -> list[JobRecord]:
                 raise InvalidInput(f"no such job: {job_id}")
             if row["state"] in lc.TERMINAL:
                 continue
-            conn.execute("UPDATE jobs SET cancel = 1, updated = ? WHERE id = ?", (now, job_id))
+            conn.execute(
+                "UPDATE jobs SET cancel = ?, updated = ? WHERE id = ?", (CANCEL, now, job_id)
+            )
             alive = _owner_alive(row["owner_pid"], row["owner_start"])
             if not alive:
                 if row["state"] == lc.RUNNING and row["ref"]:
@@ -848,7 +881,7 @@ def reconcile(state: State, ids: list[str] | None = None) -> None:
         if _owner_alive(row["owner_pid"], row["owner_start"]):
             continue
         if row["state"] != lc.RUNNING:
-            if row["cancel"]:
+            if row["cancel"] == CANCEL:
                 _force(state, row, lc.CANCELLED, Exit("stopped", None, "cancelled"))
             continue
         try:
@@ -877,7 +910,9 @@ def reconcile(state: State, ids: list[str] | None = None) -> None:
             log = b"".join(ex.logs(handle))[:MAX_LOG_BYTES]
         with contextlib.suppress(Exception):
             ex.remove(handle)
-        if row["cancel"]:
+        if row["cancel"] == PREEMPT:
+            result = Exit("preempted", result.exit_code, "preempted", result.finished)
+        elif row["cancel"]:
             result = Exit("stopped", result.exit_code, "cancelled", result.finished)
         _force(state, row, None, result, log)
 
@@ -922,6 +957,7 @@ def _force(state: State, row: Any, new: str | None, result: Exit, log: bytes | N
             "failures": decision.failures,
             "exit_code": result.exit_code,
             "logs": digest,
+            "cancel": 0 if fresh["cancel"] == PREEMPT else fresh["cancel"],
         }
         if outputs:
             extra["outputs"] = json.dumps(outputs)

@@ -7,6 +7,8 @@ Rules:
 * An attempt that ends ``completed`` makes the job ``succeeded``.
 * ``checkpointed`` (exit 85) makes it ``retrying`` at once; it does not count as a
   failure (the job asked to be run again, from its checkpoint).
+* ``preempted`` (stopped to make room for an assignment that names it in
+  ``preempts``) makes it ``retrying`` after one backoff base; not a failure.
 * ``deadline`` makes it ``deadline-exceeded`` (activeDeadlineSeconds covers the whole
   job, all attempts, as in Kubernetes); ``stopped`` by a cancel makes it ``cancelled``.
 * Any other failure counts; while failures <= backoffLimit the job is ``retrying``
@@ -94,6 +96,8 @@ def decide(exit: Exit, *, failures: int, backoff_limit: int, base: float = 10.0)
         return Decision(DEADLINE, failures)
     if exit.reason == "stopped":
         return Decision(CANCELLED, failures)
+    if exit.reason == "preempted":
+        return Decision(RETRYING, failures, base)
     failures += 1
     if exit.reason in NO_RETRY or failures > backoff_limit:
         return Decision(FAILED, failures)

@@ -211,6 +211,8 @@ class JobSpec:
     executor: str
     node: str | None
     raw: dict[str, Any]
+    #: Running jobs an assignment evicts to make room (from ``fogctl schedule``).
+    preempts: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -842,7 +844,12 @@ def _from_record(obj: Mapping[str, Any], where: str) -> JobSpec:
         node = obj.get("node")
         if not isinstance(node, str):
             raise InvalidInput(f"{where}: field 'node': expected a string")
-        return spec.with_node(node)
+        preempts = obj.get("preempts") or []
+        if not isinstance(preempts, list) or not all(
+            isinstance(p, str) and _NAME.match(p) for p in preempts
+        ):
+            raise InvalidInput(f"{where}: field 'preempts': expected a list of job ids")
+        return dataclasses.replace(spec.with_node(node), preempts=tuple(preempts))
     if kind == "job" and isinstance(obj.get("spec"), Mapping):
         return parse_spec(obj["spec"], where)
     return parse_spec(obj, where)

@@ -315,3 +315,36 @@ def test_indexed_completions_with_parallelism(cli, write_spec, wat) -> None:
     for start, _ in spans:
         assert sum(1 for s, e in spans if s <= start < e) <= 2
     assert t(final["after"]["started"]) >= max(e for _, e in spans)
+
+
+def test_assignment_preempts_a_running_job(cli) -> None:
+    """An assignment naming a running job in ``preempts`` evicts it: the job saves its
+    checkpoint, goes back to retrying (not a failure) and resumes later."""
+    import json
+
+    state = State()
+    (spec,) = load_specs(EXAMPLES / "checkpoint.yaml")
+    engine.submit(state, [spec])
+    ckpt = engine.job_dir(state, "count") / "checkpoint" / "count"
+    seen: list[tuple[str, str | None]] = []
+    runner = threading.Thread(
+        target=lambda: engine.run_jobs(
+            State(), ["count"], on_event=lambda r: seen.append((r.state, r.reason))
+        ),
+        daemon=True,
+    )
+    runner.start()
+    poll(lambda: ckpt.exists() and int(ckpt.read_text() or 0) >= 5, timeout=10)
+    urgent = {"metadata": {"name": "urgent"}, "wasm": str(EXAMPLES / "hello.wat")}
+    line = json.dumps(
+        {"kind": "assignment", "job": "urgent", "node": "n1", "preempts": ["count"], "spec": urgent}
+    )
+    res = cli("submit", "-", "--wait", "--json", input=line + "\n")
+    assert res.code == 0, res.stderr
+    runner.join(20)
+    assert ("retrying", "preempted") in seen
+    assert seen[-1] == ("succeeded", "completed")
+    rec = engine.get_job(State(), "count")
+    assert rec.attempt == 2
+    log = b"".join(engine.logs(State(), "count")).decode().splitlines()
+    assert int(log[0].split()[1]) >= 5 and log[-1] == "done 40"

@@ -81,6 +81,7 @@ REASONS = (
     "deadline",
     "fuel",
     "stopped",
+    "preempted",
     "rejected",
     "lost",
     "error",
