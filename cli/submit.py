@@ -83,6 +83,10 @@ def submit(
     jobs are recorded in the state DB and run by their executor (wasm for modules,
     docker for images, or as chosen). A job id already submitted is not run twice.
 
+    Assignment records from fogctl schedule bind jobs to their node, and the running
+    jobs an assignment names in preempts are evicted: checkpoint signal, grace, then
+    back to retrying to resume from their checkpoint.
+
     Without --wait a detached runner drives the jobs and submit prints one job record
     each; follow them with fogctl jobs. With --wait the jobs run here, state changes
     stream as job records, and the exit status is 1 if any job did not succeed.
