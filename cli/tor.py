@@ -9,7 +9,23 @@ from fogctl.cli.common import examples
 from fogctl.cli.common import state as current_state
 
 app = typer.Typer(
-    help="Run and control tor: circuits, SOCKS, onion services, a private test network.",
+    help=(
+        "Run and control tor: circuits, SOCKS, onion services, a private test network.\n\n"
+        "fogctl drives Debian's tor through its control protocol (stem). The managed tor "
+        "keeps everything under $FOGCTL_HOME/tor/: torrc, data/ (DataDirectory, mode 0700, "
+        "with the control auth cookie), control.sock (cookie authentication), tor.log and "
+        "daemon.json (pid, control endpoint, SOCKS address). Persistent onion keys live in "
+        "$FOGCTL_HOME/keys/tor-onion-ADDRESS.pem (mode 0600) and are never printed.\n\n"
+        "Other fogctl commands reach peers through tor with fogctl.tor.open_connection(HOST, "
+        "PORT, via='tor'): SOCKS5 with host names resolved by tor and one circuit per "
+        "destination (SOCKS auth isolation). FOGCTL_TOR_SOCKS=HOST:PORT points it at another "
+        "tor; FOGCTL_TOR_BINARY names the tor binary (default: tor on PATH, then /usr/sbin).\n\n"
+        "'fogctl tor testnet' builds an offline Tor lab on 127.0.0.1: three directory "
+        "authorities (keys from tor-gencert), relays of which some are exits accepting only "
+        "127.0.0.0/8, and a client, with TestingTorNetwork, a 10 s voting interval and "
+        "AssumeReachable; 'fogctl tor up --testnet DIR' joins it so onion services can be "
+        "tried end to end without the Internet."
+    ),
     no_args_is_help=True,
 )
 onion_app = typer.Typer(help="Onion services (v3) on the controlled tor.", no_args_is_help=True)
@@ -102,28 +118,32 @@ def up(
     changes nothing; a tor that died is started again. Bootstrap progress is shown on
     stderr on a terminal. Persistent onion services are restored.
     """
+    import contextlib
     import os
 
     from fogctl.tor import daemon
 
     state = current_state()
-    rec = daemon.up(
-        state,
-        attach=attach,
-        password=password,
-        cookie=cookie,
-        testnet=testnet,
-        socks_port=socks_port,
-        timeout=timeout,
-        owner_pid=os.getpid() if foreground else None,
-        progress=_progress,
-        notice=output.notice,
-    )
-    output.emit_one(rec)
-    if foreground and rec.managed:
-        code = daemon.run_foreground(state, rec, output.notice)
-        if code:
-            raise typer.Exit(code)
+    with contextlib.ExitStack() as stack:
+        # signals are caught from the start, so a SIGTERM during bootstrap also stops tor
+        stop = stack.enter_context(daemon.StopSignals()) if foreground else None
+        rec = daemon.up(
+            state,
+            attach=attach,
+            password=password,
+            cookie=cookie,
+            testnet=testnet,
+            socks_port=socks_port,
+            timeout=timeout,
+            owner_pid=os.getpid() if foreground else None,
+            progress=_progress,
+            notice=output.notice,
+        )
+        output.emit_one(rec)
+        if stop is not None and rec.managed:
+            code = daemon.run_foreground(state, rec, output.notice, stop)
+            if code:
+                raise typer.Exit(code)
 
 
 @app.command(
@@ -319,23 +339,26 @@ def testnet_up(
     only) and a client with a SOCKS port; nothing leaves the machine. Ready means a
     circuit is established and a real stream through the client reached 127.0.0.1.
     """
+    import contextlib
     import os
 
-    from fogctl.tor import testnet
+    from fogctl.tor import daemon, testnet
 
     where = _testnet_dir(directory)
-    rec = testnet.testnet_up(
-        where,
-        relays=relays,
-        exits=exits,
-        owner_pid=os.getpid() if foreground else None,
-        timeout=timeout,
-        tor=current_state().config.get("tor.binary") or None,
-        progress=_progress,
-    )
-    output.emit_one(rec)
-    if foreground:
-        testnet.wait_foreground(where, output.notice)
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(daemon.StopSignals()) if foreground else None
+        rec = testnet.testnet_up(
+            where,
+            relays=relays,
+            exits=exits,
+            owner_pid=os.getpid() if foreground else None,
+            timeout=timeout,
+            tor=current_state().config.get("tor.binary") or None,
+            progress=_progress,
+        )
+        output.emit_one(rec)
+        if stop is not None:
+            testnet.wait_foreground(where, output.notice, stop)
 
 
 @testnet_app.command(

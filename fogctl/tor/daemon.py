@@ -512,26 +512,34 @@ def newnym(state: State, *, password: str | None = None, cookie: Path | None = N
     return wait
 
 
-def run_foreground(state: State, rec: TorRecord, notice: Progress) -> int:
-    """Wait for the managed tor (started with ``owner_pid`` = us) until SIGTERM/SIGINT
-    or its exit; stop it cleanly on a signal. Returns the exit status."""
+class StopSignals:
+    """Turn SIGTERM/SIGINT into a flag from the moment it is made (use as a context)."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, _signum: int, _frame: Any) -> None:
+        self.stopping = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def run_foreground(state: State, rec: TorRecord, notice: Progress, stop: StopSignals) -> int:
+    """Wait for the managed tor (started with ``owner_pid`` = us) until ``stop`` is
+    signalled (SIGTERM/SIGINT) or tor exits; stop it cleanly on a signal."""
     assert rec.pid is not None
     pid = rec.pid
-    stopping = False
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    old_term = signal.signal(signal.SIGTERM, on_signal)
-    old_int = signal.signal(signal.SIGINT, on_signal)
-    try:
-        while not stopping and proc.pid_alive(pid):
-            time.sleep(0.2)
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
-    if stopping:
+    while not stop.stopping and proc.pid_alive(pid):
+        time.sleep(0.2)
+    if stop.stopping:
         notice("stopping tor")
         down(state)
         return 0

@@ -547,21 +547,14 @@ def version(tor: str | None = None) -> str:
     return tor_version(tor or find_tor())
 
 
-def wait_foreground(directory: Path, notice: Progress) -> None:
-    """Block until SIGTERM/SIGINT (then tear the network down) or until its tors die."""
-    import signal
-
-    stop = threading.Event()
-    old_term = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    old_int = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        net = load(directory)
-        while not stop.wait(0.5):
-            if not _running(net):
-                notice("every tor of the private network has exited")
-                break
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
+def wait_foreground(directory: Path, notice: Progress, stop: Any) -> None:
+    """Block until ``stop.stopping`` (set on SIGTERM/SIGINT by the caller's handler) or
+    until every tor has died; then tear the network down."""
+    net = load(directory)
+    while not stop.stopping:
+        if not _running(net):
+            notice("every tor of the private network has exited")
+            break
+        time.sleep(0.3)
     notice("stopping the private Tor network")
     testnet_down(directory)
