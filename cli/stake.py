@@ -180,6 +180,7 @@ def chain_advance(
         "fogctl stake deploy",
         "fogctl stake deploy --rpc-url http://HOST:8545 --keystore deployer.json",
         "fogctl stake deploy --min-stake 5000 --unbonding 14d --burn-slashed",
+        "fogctl stake deploy --counting quadratic",
     )
 )
 @output.with_output
@@ -201,6 +202,14 @@ def deploy(
         str, typer.Option("--supply", help="Initial supply in FOG, minted to the deployer.")
     ] = "100000000",
     cap: Annotated[str, typer.Option("--cap", help="Supply cap in FOG.")] = "1000000000",
+    counting: Annotated[
+        str,
+        typer.Option(
+            "--counting",
+            help="Vote counting: simple (one FOG, one vote) or quadratic (square root "
+            "of the weight; quorum still in FOG).",
+        ),
+    ] = "simple",
     burn_slashed: Annotated[
         bool,
         typer.Option(
@@ -228,6 +237,7 @@ def deploy(
         voting_period=parse_duration(voting_period, what="--voting-period"),
         timelock_delay=parse_duration(timelock_delay, what="--timelock-delay"),
         burn_slashed=burn_slashed,
+        counting=counting,
     )
     session = _session(rpc_url, keystore)
     rec = do_deploy(session, params, emit=output.emit_one)

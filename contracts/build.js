@@ -63,6 +63,7 @@ function main(argv) {
   const names = [];
   for (const sourceName of Object.keys(sources)) {
     for (const [name, c] of Object.entries(output.contracts[sourceName] || {})) {
+      if (!c.evm.bytecode.object) continue; // abstract contracts and interfaces
       const artifact = {
         contractName: name,
         sourceName,

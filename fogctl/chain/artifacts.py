@@ -21,6 +21,7 @@ CONTRACT_NAMES = (
     "FogStaking",
     "FogTimelock",
     "FogGovernor",
+    "FogQuadraticGovernor",
     "FogVesting",
     "PlainToken",
 )

@@ -21,9 +21,10 @@ from fogctl.chain.units import WEI, format_fog
 from fogctl.errors import InvalidInput, StateError
 from fogctl.state.atomic import write_atomic
 
-__all__ = ["DeployParams", "deploy_stack", "deployment_path", "load_deployment"]
+__all__ = ["GOVERNORS", "DeployParams", "deploy_stack", "deployment_path", "load_deployment"]
 
 DAY = 86400
+GOVERNORS = {"simple": "FogGovernor", "quadratic": "FogQuadraticGovernor"}
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
@@ -37,8 +38,11 @@ class DeployParams:
     voting_period: int = 7 * DAY
     timelock_delay: int = 2 * DAY
     burn_slashed: bool = False
+    counting: str = "simple"
 
     def check(self) -> None:
+        if self.counting not in GOVERNORS:
+            raise InvalidInput(f"--counting {self.counting!r}: one of {', '.join(GOVERNORS)}")
         if not 7 * DAY <= self.unbonding_period <= 14 * DAY:
             raise InvalidInput("--unbonding: must be between 7 and 14 days")
         if not 2 * DAY <= self.timelock_delay <= 7 * DAY:
@@ -102,7 +106,7 @@ def deploy_stack(
     step(rec)
     threshold = params.supply // 100
     rec, governor = client.deploy(
-        "FogGovernor",
+        GOVERNORS[params.counting],
         [token, timelock, params.voting_delay, params.voting_period, threshold],
         account,
     )
@@ -131,6 +135,7 @@ def deploy_stack(
         voting_period=params.voting_period,
         timelock_delay=params.timelock_delay,
         proposal_threshold=format_fog(threshold),
+        counting=params.counting,
     )
     path = deployment_path(chain_dir, chain_id)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

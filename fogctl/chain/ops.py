@@ -19,7 +19,7 @@ from typing import Any
 from fogctl.chain.accounts import Account, load_account
 from fogctl.chain.actions import CONTRACTS, BoundAction, bind_action, parse_action
 from fogctl.chain.client import ChainClient
-from fogctl.chain.deploy import DeployParams, deploy_stack, load_deployment
+from fogctl.chain.deploy import GOVERNORS, DeployParams, deploy_stack, load_deployment
 from fogctl.chain.local import LocalChain
 from fogctl.chain.records import (
     DeploymentRecord,
@@ -125,7 +125,10 @@ class Session:
         }
 
     def contract(self, alias: str) -> Any:
-        return self.client.contract(ARTIFACT_OF[alias], self.addresses()[alias])
+        name = ARTIFACT_OF[alias]
+        if alias == "governor":
+            name = GOVERNORS.get(self.deployment.counting, name)
+        return self.client.contract(name, self.addresses()[alias])
 
     @cached_property
     def token(self) -> Any:
@@ -619,6 +622,12 @@ def _proposal(
         if details is None:
             details = tuple(gov.functions.proposalDetails(pid).call())
     title, description, actions = known.get(str(pid), (None, None, []))
+    # Quadratic tallies are square roots of wei: sqrt(FOG) = sqrt(wei) / 10**9.
+    quadratic = session.deployment.counting == "quadratic"
+
+    def tally(value: int) -> str:
+        return format_fog(value * 10**9) if quadratic else format_fog(value)
+
     if not actions and details:
         targets, _values, calldatas, _dh = details
         actions = [_describe_call(session, t, c) for t, c in zip(targets, calldatas, strict=False)]
@@ -630,10 +639,11 @@ def _proposal(
         vote_start=snapshot,
         vote_end=deadline,
         eta=eta or None,
-        votes_for=format_fog(int(for_)),
-        votes_against=format_fog(int(against)),
-        votes_abstain=format_fog(int(abstain)),
+        votes_for=tally(int(for_)),
+        votes_against=tally(int(against)),
+        votes_abstain=tally(int(abstain)),
         quorum=format_fog(quorum) if quorum is not None else None,
+        counting=session.deployment.counting,
         actions=tuple(actions),
         description=description,
     )

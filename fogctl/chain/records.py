@@ -68,7 +68,11 @@ class ChainRecord(Record):
 
 @record("deployment")
 class DeploymentRecord(Record):
-    """Addresses of the deployed stack on one chain, as recorded in the state directory."""
+    """Addresses of the deployed stack on one chain, as recorded in the state directory.
+
+    ``counting`` is ``simple`` (one token, one vote) or ``quadratic`` (a vote counts with
+    the square root of its weight).
+    """
 
     chain_id: int
     token: str
@@ -83,6 +87,7 @@ class DeploymentRecord(Record):
     voting_period: int
     timelock_delay: int
     proposal_threshold: str
+    counting: str = "simple"
     created: bool = True
 
 
@@ -119,7 +124,8 @@ class ProposalRecord(Record):
     ``number`` is its place in creation order (1 = first), usable as ``#N`` for an id;
     ``state`` is OpenZeppelin's ProposalState in lower case (pending, active, canceled,
     defeated, succeeded, queued, expired, executed); ``vote_start``/``vote_end`` and
-    ``eta`` are chain timestamps; votes are whole FOG strings.
+    ``eta`` are chain timestamps; votes are FOG strings, or square roots of FOG when
+    ``counting`` is ``quadratic`` (the quorum stays in FOG).
     """
 
     id: str
@@ -134,6 +140,7 @@ class ProposalRecord(Record):
     votes_against: str | None = None
     votes_abstain: str | None = None
     quorum: str | None = None
+    counting: str | None = None
     actions: tuple[str, ...] = ()
     description: str | None = None
 
