@@ -18,7 +18,8 @@ over (hop count + 1, previous node, bundle age, and for spray-and-wait the numbe
 copies in a private extension block, type 193).
 
 Payloads of inbox bundles are CBOR ``[kind, body]``: kind 1 is a Double Ratchet
-message (:mod:`fogctl.mesh.ratchet`), kind 0 plain bytes (``--plain``; relays read it).
+message (:mod:`fogctl.mesh.ratchet`), kind 0 plain bytes (``--plain``; relays read it);
+any other payload (from another BPv7 implementation) is delivered as plain bytes.
 """
 
 from __future__ import annotations
@@ -408,7 +409,7 @@ class Agent:
             if kind not in (0, 1) or not isinstance(body, bytes):
                 raise ValueError
         except Exception:
-            raise ProtocolError("inbox payload is not [kind, bytes]", reason="payload") from None
+            kind, body = 0, b.payload  # another implementation's plain application data
         encrypted = kind == 1
         trusted = False
         if encrypted:
