@@ -10,17 +10,21 @@ never here, so importing this package stays cheap.
 from __future__ import annotations
 
 from fogctl.chain.records import (
+    AccountRecord,
     ChainRecord,
     DeploymentRecord,
     ProposalRecord,
     StakeStatusRecord,
     TxRecord,
+    VestingRecord,
 )
 
 __all__ = [
+    "AccountRecord",
     "ChainRecord",
     "DeploymentRecord",
     "ProposalRecord",
     "StakeStatusRecord",
     "TxRecord",
+    "VestingRecord",
 ]

@@ -336,6 +336,11 @@ class LocalChain:
 
     def advance(self, rpc_url: str, seconds: int) -> ChainRecord:
         """Move the local chain's clock forward and mine a block. Refused on other chains."""
+        node = self.node()
+        if node is None and _same_url(rpc_url, f"http://127.0.0.1:{DEFAULT_PORT}"):
+            raise ServiceUnavailable(
+                "the local chain is not running", hint="start it with 'fogctl stake chain up'"
+            )
         if not self.is_local(rpc_url):
             raise Refused(
                 f"time travel refused: {rpc_url} is not the local chain this state directory "
