@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fogctl.errors import InvalidInput
 from fogctl.harvest import queue
@@ -20,9 +20,12 @@ from fogctl.harvest.policy import (
     policy_from,
 )
 from fogctl.harvest.power import PowerModel, model_for
-from fogctl.harvest.records import HarvestStatusRecord, PolicyRecord
 from fogctl.harvest.sensors import Readings, SensorSource, default_source
+from fogctl.harvest.status_records import HarvestStatusRecord
 from fogctl.state import State, write_atomic
+
+if TYPE_CHECKING:
+    from fogctl.harvest.records import PolicyRecord
 
 __all__ = ["decide", "load_policy", "policy_record", "power_model", "set_policy", "status"]
 
@@ -37,6 +40,8 @@ def load_policy(state: State, **flags: Any) -> Policy:
 
 
 def policy_record(state: State) -> PolicyRecord:
+    from fogctl.harvest.records import PolicyRecord
+
     pol = load_policy(state)
     sources = {k: state.config.source(f"harvest.{k}") for k in pol.to_dict()}
     return PolicyRecord(values=pol.to_dict(), sources=sources, path=str(state.root / "config.yaml"))

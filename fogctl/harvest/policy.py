@@ -42,8 +42,8 @@ from datetime import time as dtime
 from typing import Any
 
 from fogctl.errors import InvalidInput
-from fogctl.harvest.records import RuleResult
 from fogctl.harvest.sensors import ABSENT, OK, UNKNOWN, Reading, Readings
+from fogctl.harvest.status_records import RuleResult
 
 __all__ = [
     "DEFAULTS",

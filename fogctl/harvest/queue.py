@@ -18,12 +18,14 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fogctl.errors import InvalidInput, StateError
 from fogctl.harvest.policy import Memory
-from fogctl.harvest.records import TaskRecord
 from fogctl.state import State
+
+if TYPE_CHECKING:
+    from fogctl.harvest.records import TaskRecord
 
 __all__ = [
     "TRANSITIONS",
@@ -189,6 +191,8 @@ def enqueue(state: State, specs: Iterable[Any], base: Path | None = None) -> lis
 
 
 def _record(row: Any) -> TaskRecord:
+    from fogctl.harvest.records import TaskRecord
+
     return TaskRecord(
         id=row["id"],
         name=row["name"],

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -226,8 +224,12 @@ def read_temperature() -> Reading:
     return _ok(round(max(values), 1), "psutil:" + ",".join(sorted(chips)))
 
 
-def _logind_idle(now: float, run: Callable[..., Any] = subprocess.run) -> Reading | None:
+def _logind_idle(now: float, run: Callable[..., Any] | None = None) -> Reading | None:
     """Owner idle seconds from logind (minimum over graphical/tty sessions with a seat)."""
+    import shutil
+    import subprocess
+
+    run = run or subprocess.run
     seats = Path("/run/systemd/seats")
     try:
         has_seat = any(seats.iterdir())
@@ -306,6 +308,9 @@ def read_idle(now: float) -> Reading:
 
 
 def read_metered() -> Reading:
+    import shutil
+    import subprocess
+
     if shutil.which("nmcli") is None:
         return Reading(None, ABSENT, "nmcli")
     try:

@@ -103,7 +103,7 @@ def test_sysfs_ac_and_battery_capacity(tmp_path: Path) -> None:
 
 def test_logind_idle_parsing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("fogctl.harvest.sensors.Path.iterdir", lambda self: iter([self / "seat0"]))
-    monkeypatch.setattr("fogctl.harvest.sensors.shutil.which", lambda name: "/bin/" + name)
+    monkeypatch.setattr("shutil.which", lambda name: "/bin/" + name)
 
     class Res:
         def __init__(self, out: str) -> None:
