@@ -194,3 +194,31 @@ def test_vesting_votes_can_be_delegated_by_the_beneficiary_only(c: Any, chain: C
     with pytest.raises(RevertError) as err:
         cl.deploy("FogVesting", [ADDRESSES["voter"], now, DAY, 2 * DAY], me)
     assert "InvalidCliffDuration" in err.value.reason
+
+
+def test_slashed_stake_is_burned_when_deployed_so(c: Any, chain: Chain, tmp_path: Any) -> None:
+    from fogctl.chain.deploy import DeployParams, deploy_stack
+
+    cl = c.client
+    dep = deploy_stack(cl, account("deployer"), tmp_path, DeployParams(burn_slashed=True))
+    tok = cl.contract("FogToken", dep.token)
+    st = cl.contract("FogStaking", dep.staking)
+    assert st.functions.slashRecipient().call() == ZERO
+    ok(cl, tok.functions.transfer(ADDRESSES["provider"], 2000 * WEI), "deployer")
+    ok(cl, tok.functions.approve(st.address, 2000 * WEI), "provider")
+    ok(cl, st.functions.stake(2000 * WEI), "provider")
+    supply = tok.functions.totalSupply().call()
+    ok(cl, st.functions.slash(ADDRESSES["provider"], 250_000, b"\x02" * 32), "deployer")
+    assert tok.functions.totalSupply().call() == supply - 500 * WEI
+    assert tok.functions.balanceOf(dep.timelock).call() == 0
+
+
+def test_slashed_stake_goes_to_the_treasury_by_default(c: Any, chain: Chain) -> None:
+    cl, tok, st = c.client, c.token, c.staking
+    assert st.functions.slashRecipient().call() == chain.deployment["timelock"]
+    ok(cl, tok.functions.approve(st.address, 2000 * WEI), "provider")
+    ok(cl, st.functions.stake(2000 * WEI), "provider")
+    supply = tok.functions.totalSupply().call()
+    ok(cl, st.functions.slash(ADDRESSES["provider"], 250_000, b"\x02" * 32), "deployer")
+    assert tok.functions.totalSupply().call() == supply
+    assert tok.functions.balanceOf(chain.deployment["timelock"]).call() == 500 * WEI

@@ -358,3 +358,52 @@ def test_vesting_wallet_with_cliff(cli: Any, chain: Chain) -> None:
     assert bad.code == 2 and "--cliff" in bad.stderr
     none = cli("stake", "vesting", "status", ADDRESSES["voter"])
     assert none.code == 2 and "no contract there" in none.stderr
+
+
+def test_governance_controls_the_slasher_role(cli: Any, chain: Chain, tmp_path: Path) -> None:
+    tx(cli("vote", "delegate", "--json"))
+    chain.advance(1)
+    prop = tx(
+        cli(
+            "vote",
+            "propose",
+            "--title",
+            "Hand slashing to the provider council",
+            "--action",
+            f"staking.grantRole(SLASHER_ROLE, {ADDRESSES['voter']})",
+            "--action",
+            f"staking.revokeRole(SLASHER_ROLE, {ADDRESSES['deployer']})",
+            "--json",
+        )
+    )
+    assert len(prop["details"]["actions"]) == 2
+    chain.advance(DAY + 1)
+    tx(cli("vote", "cast", "#1", "for", "--json"))
+    chain.advance(7 * DAY)
+    tx(cli("vote", "queue", "#1", "--json"))
+    chain.advance(2 * DAY + 1)
+    tx(cli("vote", "execute", "#1", "--json"))
+
+    chain.use("provider")
+    tx(cli("stake", "deposit", "1000", "--json"))
+    evidence = tmp_path / "e"
+    evidence.write_text("proof")
+    chain.use("deployer")
+    revoked = cli(
+        "stake", "slash", ADDRESSES["provider"], "--fraction", "0.5", "--evidence", str(evidence)
+    )
+    assert revoked.code == 1 and "AccessControlUnauthorizedAccount" in revoked.stderr
+    chain.use("voter")
+    rec = tx(
+        cli(
+            "stake",
+            "slash",
+            ADDRESSES["provider"],
+            "--fraction",
+            "0.5",
+            "--evidence",
+            str(evidence),
+            "--json",
+        )
+    )
+    assert rec["details"]["slasher"] == ADDRESSES["voter"]
