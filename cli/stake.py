@@ -275,10 +275,18 @@ def deposit(
     epilog=examples(
         "fogctl stake status",
         "fogctl stake status --provider 0xPROVIDER --json | jq .bonded",
+        "fogctl dht providers --json | fogctl stake status - | jq -c '{node, bonded, stake}'",
     )
 )
 @output.with_output
 def status(
+    nodes: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NODES]",
+            help="Node records (a path or - for stdin): one status per node's stake_address.",
+        ),
+    ] = None,
     provider: Annotated[
         str | None,
         typer.Option("--provider", metavar="ADDRESS", help="Provider address (default: mine)."),
@@ -288,11 +296,21 @@ def status(
 ) -> None:
     """Is the provider bonded, with how much, unbonding what until when, slashed how often.
 
-    The record the scheduler's trust objective and the provider list read.
+    The record the scheduler's trust objective and the provider list read. With NODES,
+    reads node records (JSON Lines) and writes one status per node, for its
+    stake_address; a node without one is reported unbonded.
     """
-    from fogctl.chain.ops import stake_status
+    from fogctl.chain.ops import stake_status, stake_status_of_nodes
 
+    if nodes is not None and provider is not None:
+        raise typer.BadParameter("give NODES or --provider, not both")
     session = _session(rpc_url, keystore)
+    if nodes is not None:
+        output.emit(
+            stake_status_of_nodes(session, nodes),
+            columns=["node", "provider", "bonded", "stake", "unbonding", "slash_count"],
+        )
+        return
     output.emit_one(stake_status(session, provider))
 
 

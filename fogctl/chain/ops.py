@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "show_proposal",
     "slash",
     "stake_status",
+    "stake_status_of_nodes",
     "unstake",
     "withdraw",
 ]
@@ -395,6 +397,41 @@ def stake_status(session: Session, provider: str | None = None) -> StakeStatusRe
         delegate=None if int(delegate_to, 16) == 0 else delegate_to,
         stake_wei=str(int(bonded)),
     )
+
+
+def stake_status_of_nodes(session: Session, source: str) -> Iterator[StakeStatusRecord]:
+    """Stake status for each node record read from ``source`` (a path or ``-``).
+
+    Uses each node's ``stake_address``; a node without one is reported unbonded with no
+    provider address, so a pipeline sees every node it fed in.
+    """
+    from fogctl.records import iter_json_lines
+
+    for name, lineno, obj in iter_json_lines(source):
+        node = obj.get("id") if isinstance(obj.get("id"), str) else None
+        address = obj.get("stake_address")
+        if address is None:
+            yield StakeStatusRecord(
+                provider=None,
+                bonded=False,
+                stake="0",
+                unbonding="0",
+                unlock_at=None,
+                withdrawable=False,
+                slash_count=0,
+                slashed="0",
+                rewards="0",
+                min_stake="",
+                node=node,
+            )
+            continue
+        if not isinstance(address, str):
+            raise InvalidInput(f"{name}:{lineno}: stake_address must be a string")
+        try:
+            rec = stake_status(session, address)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{name}:{lineno}: {exc.message}") from None
+        yield replace(rec, node=node)
 
 
 def transfer(session: Session, to: str, amount: int) -> TxRecord:

@@ -98,10 +98,11 @@ class StakeStatusRecord(Record):
     ``bonded`` means the stake reaches the minimum (eligible for work); ``unbonding`` is
     stake waiting to be withdrawn at ``unlock_at`` (still slashable); ``rewards`` are
     accrued and unclaimed. ``balance`` is the provider's FOG outside staking and
-    ``votes`` its delegated voting weight.
+    ``votes`` its delegated voting weight. ``node`` is the fog node id when the status
+    was asked for a node record (its ``stake_address``).
     """
 
-    provider: str
+    provider: str | None
     bonded: bool
     stake: str
     unbonding: str
@@ -115,6 +116,7 @@ class StakeStatusRecord(Record):
     votes: str | None = None
     delegate: str | None = None
     stake_wei: str | None = None
+    node: str | None = None
 
 
 @record("proposal")

@@ -407,3 +407,27 @@ def test_governance_controls_the_slasher_role(cli: Any, chain: Chain, tmp_path: 
         )
     )
     assert rec["details"]["slasher"] == ADDRESSES["voter"]
+
+
+def test_status_for_node_records_from_a_pipe(cli: Any, chain: Chain) -> None:
+    chain.use("provider")
+    tx(cli("stake", "deposit", "1200", "--json"))
+    nodes = "\n".join(
+        [
+            '{"kind":"node","id":"'
+            + "a" * 40
+            + '","stake_address":"'
+            + ADDRESSES["provider"]
+            + '"}',
+            '{"kind":"node","id":"' + "b" * 40 + '"}',
+            '{"kind":"node","id":"' + "c" * 40 + '","stake_address":"' + ADDRESSES["voter"] + '"}',
+        ]
+    )
+    res = cli("stake", "status", "-", "--json", input=nodes + "\n")
+    assert res.code == 0, res.stderr
+    got = [(r["node"][0], r["bonded"], r["stake"]) for r in res.records()]
+    assert got == [("a", True, "1200"), ("b", False, "0"), ("c", False, "0")]
+    bad = cli("stake", "status", "-", input='{"kind":"node","id":"x","stake_address":"zz"}\n')
+    assert bad.code == 2 and "<stdin>:1:" in bad.stderr
+    both = cli("stake", "status", "-", "--provider", ADDRESSES["voter"], input="")
+    assert both.code == 2
