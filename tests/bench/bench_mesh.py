@@ -52,11 +52,12 @@ def bench_codec(n: int) -> None:
     )
 
 
-def bench_sim(quick: bool) -> None:
+def bench_sim(quick: bool) -> dict[str, float]:
     routers = ["epidemic", "prophet", "spray", "flooding", "direct"]
     kw = dict(nodes=40, duration=7200.0, seed=1, interval=30.0, lifetime=3600.0)
     if quick:
         kw.update(nodes=20, duration=1800.0)
+    first: dict[str, float] = {}
     for label, extra in (
         ("2 h, stop at 2 h", {}),
         ("2 h + 1 h drain", {"drain": 3600.0}),
@@ -66,6 +67,7 @@ def bench_sim(quick: bool) -> None:
         recs = {r.router: r for r in run(routers, **kw, **extra)}  # type: ignore[arg-type]
         dt = time.perf_counter() - t
         e = recs["epidemic"]
+        first = first or {k: v.delivery_ratio for k, v in recs.items()}
         print(f"sim ({label}; {e.nodes} nodes, {e.messages} messages, {dt:.1f} s):")
         for r in recs.values():
             lat = f"{r.latency_median_s / 60:5.1f} min" if r.latency_median_s else "    -    "
@@ -80,6 +82,42 @@ def bench_sim(quick: bool) -> None:
                 f"  {r.router:9s} delivery {r.delivery_ratio:6.3f}  median latency {lat}  "
                 f"overhead {ov}  dropped {r.dropped:5d}{rel}"
             )
+    return first
+
+
+def bench_pons(ours: dict[str, float]) -> None:
+    """Cross-check against pons-dtn (PONS_PYTHON names a venv's python with it)."""
+    import json
+    import os
+    import subprocess
+
+    py = os.environ.get("PONS_PYTHON")
+    script = Path(__file__).with_name("bench_mesh_pons.py")
+    if not py:
+        print("pons-dtn cross-check: skipped (set PONS_PYTHON to a venv python with pons-dtn)")
+        return
+    procs = [
+        subprocess.Popen(
+            [py, str(script), "1", *pair],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for pair in (("epidemic", "direct"), ("prophet",), ("spray",))
+    ]
+    theirs = {}
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        for line in out.splitlines():
+            rec = json.loads(line)
+            theirs[rec["router"]] = rec
+    print("pons-dtn 0.2.1, same scenario (its own random waypoint, same parameters, seed 1):")
+    for name, rec in sorted(theirs.items()):
+        diff = 100 * (ours[name] - rec["delivery"])
+        print(
+            f"  {name:9s} pons delivery {rec['delivery']:.3f} (overhead {rec['overhead']:7.1f})"
+            f"  ours {ours[name]:.3f}  difference {diff:+5.1f} pts"
+        )
 
 
 async def _tcpcl_sessions(n: int, size: int) -> tuple[float, float]:
@@ -228,7 +266,9 @@ def main() -> None:
     args = ap.parse_args()
     t = time.perf_counter()
     bench_codec(2000 if args.quick else 20000)
-    bench_sim(args.quick)
+    ours = bench_sim(args.quick)
+    if not args.quick:
+        bench_pons(ours)
     bench_tcpcl(args.quick)
     print(f"total {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
