@@ -38,12 +38,17 @@ def test_three_hop_circuit_fetches_from_local_http(testnet: Any, http_server: Ht
 
         body = poll(fetch, timeout=30, what="fetch through the testnet")
         assert body == http_server.body
-        circ_id = None
-        while not streams.empty():
-            ev = streams.get()
-            if ev.status == "SUCCEEDED" and ev.target_port == http_server.port:
-                circ_id = ev.circ_id
-        assert circ_id is not None, "no SUCCEEDED stream event for our fetch"
+        found: list[str] = []
+
+        def succeeded() -> bool:  # events arrive on stem's thread, maybe after the fetch
+            while not streams.empty():
+                ev = streams.get()
+                if ev.status == "SUCCEEDED" and int(ev.target_port) == http_server.port:
+                    found.append(ev.circ_id)
+            return bool(found)
+
+        poll(succeeded, timeout=5, what="a SUCCEEDED stream event", interval=0.05)
+        circ_id = found[-1]
         circuit = next(c for c in ctl.get_circuits() if c.id == circ_id)
         names = [nick for _, nick in circuit.path]
         exits = {n.name for n in testnet.nodes if n.role == "exit"}
@@ -68,3 +73,52 @@ def test_testnet_down_without_network_is_a_state_error(cli: Any, tmp_path: Path)
     assert res.code == 1
     assert "no private Tor network" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_stream_isolation_per_destination(testnet: Any, http_server: HttpServer) -> None:
+    """Streams to different destinations ride different circuits (SOCKS auth isolation)."""
+    import socket
+    import threading
+
+    from fogctl.tor.control import open_controller
+    from fogctl.tor.socks import connect
+
+    other = socket.create_server(("127.0.0.1", 0))
+    other_port = other.getsockname()[1]
+
+    def answer() -> None:
+        for _ in range(5):
+            try:
+                conn, _ = other.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nother")
+
+    threading.Thread(target=answer, daemon=True).start()
+    ctl = open_controller(("127.0.0.1", testnet.client.control_port))
+    streams: queue.Queue[Any] = queue.Queue()
+    try:
+        ctl.add_event_listener(streams.put, "STREAM")
+        for port in (http_server.port, other_port):
+            poll(
+                lambda port=port: http_get(
+                    lambda: connect(testnet.socks, "127.0.0.1", port, timeout=10), "127.0.0.1"
+                ),
+                timeout=30,
+                what=f"fetch from port {port}",
+            )
+        circuits: dict[int, set[str]] = {}
+
+        def both_seen() -> bool:  # events arrive on stem's thread, maybe after the fetch
+            while not streams.empty():
+                ev = streams.get()
+                if ev.status == "SUCCEEDED":
+                    circuits.setdefault(int(ev.target_port), set()).add(ev.circ_id)
+            return http_server.port in circuits and other_port in circuits
+
+        poll(both_seen, timeout=5, what="STREAM events for both fetches", interval=0.05)
+        assert not circuits[http_server.port] & circuits[other_port]
+    finally:
+        ctl.close()
+        other.close()
