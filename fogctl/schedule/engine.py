@@ -100,14 +100,21 @@ def load_running(source: str | Path | IO[str]) -> list[Running]:
 
 @dataclass
 class Plan:
-    """What :func:`schedule` returns."""
+    """What :func:`schedule` returns: the chosen plan's ``assignments``, the front
+    (``X`` one assignment per row, ``F`` its five objectives, ``front`` the reported
+    values with trust as mean trust), the heuristics' points and statistics."""
 
     assignments: list[AssignmentRecord]
-    solutions: list[SolutionRecord]
     algorithm: str
     objectives: tuple[str, ...]
     chosen: int
-    front: FloatArray  # reported objective values of the front (trust: mean trust)
+    front: FloatArray
+    X: IntArray
+    F: FloatArray
+    makespans: FloatArray
+    knee: int
+    instance: Instance
+    seed_plans: dict[str, IntArray] = field(default_factory=dict)
     heuristic_points: dict[str, list[float]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
@@ -115,6 +122,11 @@ class Plan:
     @property
     def makespan(self) -> float:
         return float(self.stats.get("makespan", 0.0))
+
+    @property
+    def solutions(self) -> list[SolutionRecord]:
+        """The front as ``solution`` records (built on demand: they can be large)."""
+        return _solutions(self)
 
 
 def _reported(F: FloatArray) -> FloatArray:
@@ -295,7 +307,7 @@ def schedule(
         hF, _ = inst.evaluate(hx)
         heuristic_F = {h: hF[i] for i, h in enumerate(complete)}
     if "heft" in complete:
-        stats["heft_makespan"] = round(_makespans(inst, complete["heft"][None, :])[0], 3)
+        stats["heft_makespan"] = round(float(_makespans(inst, complete["heft"][None, :])[0]), 3)
 
     if inst.J == 0:
         X = np.zeros((1, 0), dtype=np.int64)
@@ -350,39 +362,49 @@ def schedule(
     stats["algorithm"] = algorithm
 
     rep = _reported(F)
-    labels = {
-        h: tuple(np.nonzero((x[None, :] == X).all(axis=1))[0].tolist())
-        for h, x in complete.items()
-        if len(X)
-    }
-    node_ids = [n.id for n in inst.nodes]
-    job_ids = [j.id for j in inst.jobs]
-    solutions = []
-    for i in range(len(X)):
-        solutions.append(
-            SolutionRecord(
-                index=i,
-                objectives=inst.objective_values(F[i]),
-                makespan=round(float(makespans[i]), 3),
-                assignments={job_ids[j]: node_ids[int(X[i, j])] for j in range(inst.J)},
-                algorithm=algorithm,
-                heuristics=tuple(h for h, rows in labels.items() if i in rows),
-                knee=(i == knee),
-                chosen=(i == chosen),
-            )
-        )
     assignments = _assignments(inst, X[chosen], float(F[chosen, 1]), pre, dropped, problem)
     return Plan(
         assignments=assignments,
-        solutions=solutions,
         algorithm=algorithm,
         objectives=objectives,
         chosen=chosen,
         front=rep,
+        X=X,
+        F=F,
+        makespans=makespans,
+        knee=knee,
+        instance=inst,
+        seed_plans=complete,
         heuristic_points={h: _reported(f[None, :])[0].tolist() for h, f in heuristic_F.items()},
         stats=stats,
         notices=notices,
     )
+
+
+def _solutions(plan: Plan) -> list[SolutionRecord]:
+    inst, X, F = plan.instance, plan.X, plan.F
+    labels = {
+        h: set(np.nonzero((x[None, :] == X).all(axis=1))[0].tolist())
+        for h, x in plan.seed_plans.items()
+        if len(X)
+    }
+    node_ids = [n.id for n in inst.nodes]
+    job_ids = [j.id for j in inst.jobs]
+    out = []
+    for i in range(len(X)):
+        out.append(
+            SolutionRecord(
+                index=i,
+                objectives=inst.objective_values(F[i]),
+                makespan=round(float(plan.makespans[i]), 3),
+                assignments={job_ids[j]: node_ids[int(X[i, j])] for j in range(inst.J)},
+                algorithm=plan.algorithm,
+                heuristics=tuple(h for h, rows in labels.items() if i in rows),
+                knee=(i == plan.knee),
+                chosen=(i == plan.chosen),
+            )
+        )
+    return out
 
 
 def _makespans(inst: Instance, X: IntArray) -> FloatArray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fogctl.schedule.instance import FloatArray, Instance, IntArray
 
-__all__ = ["MAX_PAIRS", "exact_extreme", "load_solver"]
+__all__ = ["MAX_ENUMERATE", "MAX_PAIRS", "exact_balance", "exact_extreme", "load_solver"]
 
 MAX_PAIRS = 1_500  # eligible (job, node) pairs; bigger problems rely on the search
 
@@ -111,3 +111,27 @@ def exact_extreme(inst: Instance, C: FloatArray, time_limit: float) -> IntArray 
     if (x < 0).any() or inst.violation(x[None, :])[0] > 1e-9:
         return None
     return x
+
+
+MAX_ENUMERATE = 1 << 16  # assignments; tiny problems get the exact balance extreme
+
+
+def exact_balance(inst: Instance) -> IntArray | None:
+    """The feasible plan of least utilisation variance, by enumerating every plan of
+    a tiny problem (at most :data:`MAX_ENUMERATE` eligible assignments), else None."""
+    import itertools
+
+    total = 1
+    for e in inst.elig:
+        total *= len(e)
+        if total > MAX_ENUMERATE:
+            return None
+    if inst.J == 0:
+        return None
+    rows = np.array(list(itertools.product(*(e.tolist() for e in inst.elig))), dtype=np.int64)
+    F, G = inst.evaluate(rows)
+    ok = np.nonzero(G <= 1e-9)[0]
+    if not len(ok):
+        return None
+    best: IntArray = rows[ok[int(np.argmin(F[ok, 1]))]]
+    return best

@@ -14,6 +14,9 @@ where it scores best. A job that fits nowhere is left unplaced (-1).
 ``heft``            HEFT-style: units by upward rank (critical path first), each on
                     the node where it finishes earliest
 ``price``           (seed only) cheapest marketplace price
+``NAME/small``      (seed only) heuristic NAME taking the smallest jobs first: for
+                    objectives that depend only on the node (latency, trust) the
+                    best nodes then hold as many jobs as fit
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from fogctl.schedule.instance import FloatArray, Instance, IntArray
 __all__ = ["HEURISTICS", "SEEDS", "makespan", "run_heuristic", "upward_rank"]
 
 HEURISTICS = ("greedy-latency", "least-loaded", "trust-first", "cost", "ffd", "round-robin")
-SEEDS = (*HEURISTICS, "heft", "price")
+SEEDS = (*HEURISTICS, "heft", "price", "greedy-latency/small", "trust-first/small")
 
 EPS = 1e-9
 SLA_RANK = {"S": 0, "A": 1, "B": 2}
@@ -74,6 +77,7 @@ Score = Callable[[_State, int, IntArray, FloatArray], FloatArray]
 
 
 def _score(name: str) -> Score:
+    name = name.removesuffix("/small")
     if name == "greedy-latency":
         return lambda s, j, c, fin: s.inst.lat[c] + 1e-6 * fin
     if name == "least-loaded":
@@ -124,6 +128,8 @@ def _unit_keys(inst: Instance, name: str) -> list[tuple[float, ...]]:
         big = float(size[members].sum())
         if name == "ffd":
             keys.append((-big, float(sla), -float(prio), float(u)))
+        elif name.endswith("/small"):
+            keys.append((big, float(sla), -float(prio), float(u)))
         else:
             keys.append((float(sla), -float(prio), -big, float(u)))
     return keys

@@ -73,7 +73,7 @@ def auto_settings(inst: Instance, algorithm: str, *, seed: int = 0) -> Settings:
             partitions += 1
         n_dirs = len(get_reference_directions("das-dennis", M, n_partitions=partitions))
         pop = max(pop, (n_dirs + 3) // 4 * 4)
-    time_limit = min(1.6, 0.35 + scale * 1.2e-5)
+    time_limit = min(1.4, 0.3 + scale * 1.1e-5)
     return Settings(
         algorithm=algorithm,
         pop_size=pop,
@@ -208,10 +208,14 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
             return is_duplicate
 
     # exact extremes (MILP) for the linear objectives, when the problem is small enough
-    from fogctl.schedule.exact import MAX_PAIRS, exact_extreme
+    from fogctl.schedule.exact import MAX_PAIRS, exact_balance, exact_extreme
     from fogctl.schedule.polish import LINEAR, cost_matrix
 
     seeds = list(seeds)
+    if "balance" in inst.objectives:
+        x_balance = exact_balance(inst)
+        if x_balance is not None:
+            seeds.append(x_balance)
     lin = [o for o in inst.objectives if o in LINEAR]
     if lin and int(inst.elig_mask.sum()) <= MAX_PAIRS:
         exact_end = started + 0.4 * settings.time_limit

@@ -306,25 +306,27 @@ def _place(
     )
     batch: list[Job] = []
     ids: list[int] = []
-    max_c = max(v.free_cpu for v in view)
-    max_m = max(v.free_memory for v in view)
+    free_c = np.array([v.free_cpu for v in view])
+    free_m = np.array([v.free_memory for v in view])
+    lat = np.array([v.latency_ms / 1000 for v in view])
+    slow = np.array([v.slowdown for v in view])
     for i in order[:200]:
         sj = jobs[i]
         left = sj.deadline - now
         job = sj.job
-        hard = (
-            job.sla == "S"
-            and left > 0
-            and any(v.latency_ms / 1000 + job.estimate_seconds * v.slowdown <= left for v in view)
+        room = (free_c >= job.cpu - 1e-9) & (free_m >= job.memory - 1e-6)
+        if not room.any():
+            continue  # waits for capacity
+        # an S job keeps a hard deadline while some node with room can still meet it
+        hard = job.sla == "S" and bool((room & (lat + job.estimate_seconds * slow <= left)).any())
+        batch.append(
+            dataclasses.replace(
+                job,
+                deadline_seconds=left if hard else None,
+                sla=job.sla if hard else ("A" if job.sla == "S" else job.sla),
+            )
         )
-        job = dataclasses.replace(
-            job,
-            deadline_seconds=left if hard else None,
-            sla=job.sla if hard else ("A" if job.sla == "S" else job.sla),
-        )
-        if job.cpu <= max_c + 1e-9 and job.memory <= max_m + 1e-6:
-            batch.append(job)
-            ids.append(i)
+        ids.append(i)
     evicted: list[int] = []
     pins: dict[str, str] = {}
     if cfg.preempt:

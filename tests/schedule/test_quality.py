@@ -56,6 +56,7 @@ def test_front_within_5_percent_of_milp_optima(seed: int) -> None:
 
 
 def test_balance_within_5_percent_of_enumerated_optimum() -> None:
+    """Tiny problems get the exact balance extreme by enumeration (exact_balance)."""
     _, _, inst = make(7, 5, seed=3, load=0.7)
     res, _ = front_of(inst, 3, 0.6)
     exact = balance_optimum(inst)
