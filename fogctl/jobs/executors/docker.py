@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -51,6 +52,7 @@ from fogctl.records import ComponentStatus
 __all__ = ["DockerExecutor", "docker_client", "docker_endpoint", "hardened_options"]
 
 JOB_USER = "65534:65534"
+_CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 
 
@@ -313,7 +315,10 @@ class DockerExecutor(Executor):
                 finished=finished,
             )
         if code == 137:
-            return Exit("exit-code", code, "killed by SIGKILL (137)", finished)
+            detail = "killed by SIGKILL (137)"
+            if _CGROUP_V2:
+                detail += "; on cgroup v2 Docker 20.10 may not report an OOM kill as such"
+            return Exit("exit-code", code, detail, finished)
         if st.get("Error"):
             return Exit("error", code, str(st["Error"])[:300], finished)
         return Exit.from_code(code, finished=finished)
