@@ -170,17 +170,21 @@ class _Scheduler:
     """Packets held until their departure time (the Poisson mixing queue)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, bytes, bytes]] = []
+        self._heap: list[tuple[float, int, float, bytes, bytes]] = []
         self._seq = 0
+        #: measured holding times (departure - arrival, by the caller's clock)
+        self.held: deque[float] = deque(maxlen=10_000)
 
-    def push(self, due: float, dest: bytes, packet: bytes) -> None:
+    def push(self, due: float, dest: bytes, packet: bytes, arrived: float | None = None) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, dest, packet))
+        t = due if arrived is None else arrived
+        heapq.heappush(self._heap, (due, self._seq, t, dest, packet))
 
     def pop_due(self, now: float) -> list[tuple[bytes, bytes]]:
         out = []
         while self._heap and self._heap[0][0] <= now:
-            _, _, dest, pkt = heapq.heappop(self._heap)
+            _, _, arrived, dest, pkt = heapq.heappop(self._heap)
+            self.held.append(now - arrived)
             out.append((dest, pkt))
         return out
 
@@ -236,7 +240,7 @@ class MixNode:
         if isinstance(result, sphinx.Relay):
             delay = result.delay_us / 1e6
             self.delays_held.append(delay)
-            self.queue.push(now + delay, result.next_hop, result.packet)
+            self.queue.push(now + delay, result.next_hop, result.packet, now)
             self.counters["relayed"] += 1
             return
         self._final(result, now)

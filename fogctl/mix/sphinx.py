@@ -314,7 +314,8 @@ def process(
         raise MacMismatch("header MAC does not verify")
     if seen is not None and seen(keys.tag):
         raise ReplayedPacket("packet was seen before")
-    b = xor(beta + bytes(HOP_SIZE), aes128_ctr_stream(keys.routing, _STREAM))
+    stream = aes128_ctr_stream(keys.routing, _STREAM)
+    b = xor(beta, stream) + stream[BETA_SIZE:]  # beta || 0^HOP_SIZE, XOR the stream
     flag, delay, address, tail = _HOP.unpack_from(b)
     delta = Lioness(keys.payload).decrypt(packet[HEADER_SIZE:])
     if flag == FLAG_RELAY:

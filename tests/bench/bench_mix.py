@@ -172,10 +172,8 @@ async def loopback_figures(root: Path, packets: int, mean: float) -> tuple[float
         deadline = time.perf_counter() + 30
         while len(arrivals) < n and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
-        # arrivals are in departure order, not send order: match by sorting both per
-        # packet is impossible from outside, so compare the empirical distribution of
-        # (arrival - send) over the merged sequence via the mix's own record instead.
-        held = list(mix_svc.core.delays_held)[-n:]
+        # the node's own clock: departure (when the adapter sent it) - arrival
+        held = list(mix_svc.core.queue.held)[-n:]
         transport.close()
         return pps, held
     finally:
@@ -229,10 +227,23 @@ def main() -> int:
         )
     ours = {r.name: r.value for r in recs}
     sk = os.urandom(32)
-    one = median_time(lambda: x25519(sk, x25519_base(sk)), repeat) * 1e6
+    point = x25519_base(os.urandom(32))
+    one = median_time(lambda: x25519(sk, point), repeat) * 1e6
 
-    print("\n3. versus PyPI sphinxmix, 5 hops, same run")
-    sm = sphinxmix_figures(args.sphinxmix_python, max(5, repeat // 4))
+    print("\n3. versus PyPI sphinxmix, 5 hops, same run (3 alternating rounds, best of each)")
+    sm: dict[str, tuple[float, float]] | str = "not run"
+    for _ in range(3):
+        got = sphinxmix_figures(args.sphinxmix_python, max(5, repeat // 4))
+        if isinstance(got, str):
+            sm = got
+            break
+        sm = (
+            got
+            if isinstance(sm, str)
+            else {k: (min(sm[k][0], got[k][0]), min(sm[k][1], got[k][1])) for k in got}
+        )
+        for r in bench_sphinx(hops=5, repeat=max(5, repeat // 4)):
+            ours[r.name] = min(ours[r.name], r.value)
     if isinstance(sm, str):
         print(f"  not measured: {sm}")
     else:
@@ -276,7 +287,10 @@ def main() -> int:
         f"({'consistent with' if p > 0.01 else 'NOT'} exponential)"
     )
 
-    print("\n6. cover traffic: inter-departure times with vs without real messages")
+    print(
+        "\n6. cover traffic: inter-departure times with vs without real messages"
+        " (client core, virtual clock)"
+    )
     quiet, busy = departures(False, 60, 1), departures(True, 60, 2)
     d, p2 = ks_2samp(quiet, busy)
     mq, mb = sum(quiet) / len(quiet), sum(busy) / len(busy)

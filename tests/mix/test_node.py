@@ -191,3 +191,22 @@ def test_departures_look_the_same_with_and_without_real_messages() -> None:
     quiet, busy = departures(False, 11), departures(True, 12)
     _, p = ks_2samp(quiet, busy)
     assert p > 0.01
+
+
+def test_vrf_drawn_delays_are_verifiable_from_the_public_key() -> None:
+    from fogctl.mix import vrf
+
+    net = make_descriptors(3, 1)
+    params = Params(hops=3, mean_delay=0.01, lambda_p=0, lambda_l=0, lambda_d=0, lambda_m=0)
+    sim = Sim(net, params)
+    key = os.urandom(32)
+    alice = sim.client(0, 5, vrf_key=key)
+    bob = sim.client(1, 6)
+    alice.send(bob.address, b"verifiable", sim.now)
+    sim.run_until(lambda: bool(sim.of(bob, Delivered)), 10)
+    assert [e.data for e in sim.of(bob, Delivered)] == [b"verifiable"]
+    pk = vrf.public_key(key)
+    assert len(alice.vrf_proofs) >= 4  # forward path and SURB paths
+    for alpha, proof in alice.vrf_proofs:
+        delay = vrf.beta_to_exponential(vrf.verify(pk, alpha, proof), params.mean_delay)
+        assert 0 <= delay < 1.0
