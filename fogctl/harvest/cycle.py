@@ -159,9 +159,9 @@ class CpuCap:
             if used is None:
                 return
             credit += self.share * (now - t_last) - (used - used_last)
-            # unused credit piles up only a little (a starved task may catch up by at
-            # most 0.2 s of CPU: no long burst at full speed)
-            credit = min(credit, self.share * 0.2)
+            # credit left unused while other load starved the task carries over for
+            # at most half a second's worth (a short catch-up burst, never a long one)
+            credit = min(credit, self.share * 0.5)
             t_last, used_last = now, used
             want_stop = credit < 0
             if want_stop != stopped:

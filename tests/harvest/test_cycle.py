@@ -244,7 +244,9 @@ def test_cpu_cap_holds_the_task_near_its_share(
     sensors.update(battery=10)
     cyc.result()
     share = (c1 - c0) / (t1 - t0)
-    assert share <= 0.48, f"{method}: {share:.2f} of a CPU with a 40% cap"
+    # cgroup: the kernel's quota; throttle: plus at most 0.5 s x 40% of carried-over credit
+    bound = 0.48 if method == "cgroup" else 0.52
+    assert share <= bound, f"{method}: {share:.2f} of a CPU with a 40% cap"
     assert share > 0.05
     del psutil
 
