@@ -153,8 +153,10 @@ class Session:
         from web3.logs import DISCARD
 
         for contract, name in events:
-            for ev in getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD):
-                details.update({k: _jsonable(v) for k, v in ev["args"].items()})
+            event = getattr(contract.events, name)()
+            types = {i["name"]: i["type"] for i in event.abi["inputs"]}
+            for ev in event.process_receipt(receipt, errors=DISCARD):
+                details.update({k: _jsonable(v, types.get(k, "")) for k, v in ev["args"].items()})
         rec = replace(rec, details=details or None)
         if rec.status != "success":
             raise _Reverted(rec)
@@ -169,13 +171,16 @@ class _Reverted(RevertError):
         self.record = rec
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, abi_type: str = "") -> Any:
+    """Event values for JSON: 256-bit integers as decimal strings (exact, and the same
+    type whatever the value), smaller integers as numbers, bytes as 0x-hex."""
     if isinstance(value, bytes):
         return "0x" + value.hex()
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
-        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        wide = abi_type in ("uint256", "int256", "uint", "int") or abs(value) >= 2**53
+        return str(value) if wide else value
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, abi_type.removesuffix("[]")) for v in value]
     return value
 
 

@@ -28,7 +28,8 @@ class TxRecord(Record):
 
     ``action`` names what it did (``stake.deposit``, ``vote.cast``...); ``reason`` is the
     decoded revert reason of a reverted transaction; ``details`` holds what the
-    transaction's events said (amounts, proposal id, unlock time...).
+    transaction's events said (amounts in wei, proposal id, unlock time...), with
+    256-bit integers as decimal strings.
     """
 
     action: str

@@ -124,7 +124,7 @@ def test_slash_bonded_and_unbonding(cli: Any, chain: Chain, tmp_path: Path) -> N
             "--json",
         )
     )
-    assert again["details"]["slashCount"] == 2
+    assert again["details"]["slashCount"] == "2"
     st = status(cli, "--provider", ADDRESSES["provider"])
     assert st["stake"] == "0" and st["unbonding"] == "0" and st["slash_count"] == 2
     empty = cli(
