@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -76,18 +77,21 @@ QuietFlag = Annotated[bool, typer.Option("--quiet", "-q", help="No notices or pr
 
 
 def with_output(fn: F) -> F:
-    """Add ``--json``, ``--table`` and ``--quiet`` to a command and apply them first."""
+    """Add ``--json``, ``--table`` and ``--quiet`` to a command and apply them first.
+
+    The command's own annotations are resolved in its module first, so modules using
+    ``from __future__ import annotations`` keep their ``Annotated`` typer options.
+    """
     sig = inspect.signature(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = [
+        p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
+    ]
+    kw_only = inspect.Parameter.KEYWORD_ONLY
     extra = [
-        inspect.Parameter(
-            "json_out", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonFlag
-        ),
-        inspect.Parameter(
-            "table_out", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=TableFlag
-        ),
-        inspect.Parameter(
-            "quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=QuietFlag
-        ),
+        inspect.Parameter("json_out", kw_only, default=False, annotation=JsonFlag),
+        inspect.Parameter("table_out", kw_only, default=False, annotation=TableFlag),
+        inspect.Parameter("quiet", kw_only, default=False, annotation=QuietFlag),
     ]
 
     @functools.wraps(fn)
@@ -97,10 +101,9 @@ def with_output(fn: F) -> F:
         configure(json=json_out, table=table_out, quiet=quiet)
         return fn(*args, **kw)
 
-    params = [p for p in sig.parameters.values()]
     wrapper.__signature__ = sig.replace(parameters=params + extra)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {
-        **getattr(fn, "__annotations__", {}),
+        **hints,
         "json_out": JsonFlag,
         "table_out": TableFlag,
         "quiet": QuietFlag,
