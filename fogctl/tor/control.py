@@ -30,6 +30,8 @@ def parse_endpoint(text: str) -> Endpoint:
         host, port_text = "127.0.0.1", value
     host = host.strip("[]") or "127.0.0.1"
     try:
+        if not (port_text.isascii() and port_text.isdigit()):
+            raise ValueError(port_text)
         port = int(port_text)
     except ValueError:
         raise InvalidInput(
