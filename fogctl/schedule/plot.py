@@ -57,7 +57,12 @@ def plot_front(
     pairs = [(i, k) for i in range(M) for k in range(i + 1, M)] if M > 1 else [(0, 0)]
     cols = min(len(pairs), 4)
     rows = (len(pairs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    n_labels = 2 + len(heuristics) + (chosen is not None)
+    ncol = 4
+    legend_rows = (n_labels + ncol - 1) // ncol
+    width = max(4.2 * cols, 8.0)
+    height = 3.6 * rows + 0.3 * legend_rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     markers = ["x", "+", "1", "2", "3", "4", "^", "v"]
     for ax, (i, k) in zip(axes.ravel(), pairs, strict=False):
         xs = front[:, i]
@@ -81,10 +86,11 @@ def plot_front(
     for ax in axes.ravel()[len(pairs) :]:
         ax.axis("off")
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95 if title else 1))
+    bottom = min(0.4, (0.3 * legend_rows + 0.15) / height)
+    fig.tight_layout(rect=(0, bottom, 1, 0.95 if title else 1))
     try:
         fig.savefig(p)
     except OSError as exc:

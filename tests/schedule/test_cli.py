@@ -355,3 +355,28 @@ def test_sim_compares_algorithms(cli: Any) -> None:
         assert 0 < r["utilization"]["cpu"] <= 1.0
     assert cli("schedule", "sim", "--algorithms", "magic").code == 2
     assert cli("schedule", "sim", "--load", "3").code == 2
+
+
+def test_places_on_this_machine_from_its_own_node_record(
+    cli: Any, fresh_state: Any, write: Any
+) -> None:
+    """The real local node record (psutil capacity, as `fogctl status --json` and
+    `fogctl dht providers --json` write it) piped into the scheduler."""
+    from fogctl.node import node_record
+
+    rec = node_record(fresh_state)
+    assert rec.cpu and rec.memory
+    jobs = write("one.yaml", spec_yaml([{"name": "tiny", "cpu": 0.01, "memory": "8Mi"}]))
+    res = cli("schedule", "--jobs", jobs, "-", "--json", *FAST, input=nodes_jsonl([rec]))
+    free = rec.cpu * (1 - (rec.cpu_util or 0.0))
+    if free < 0.01:  # a saturated machine (shared CI) has no room: said so, exit 2
+        assert res.code == 2 and "tiny" in res.stderr
+    else:
+        assert res.code == 0, res.stderr
+        (a,) = res.records()
+        assert a["node"] == rec.id
+        assert a["objectives"]["latency_ms"] == 100.0  # not measured: the default
+    # and job specs on stdin with nodes from a file
+    text = Path(jobs).read_text()
+    res = cli("schedule", "--jobs", "-", "--nodes", NODES, "--json", *FAST, input=text)
+    assert res.code == 0 and res.records()[0]["job"] == "tiny"
