@@ -193,6 +193,36 @@ def serve(
 
 @app.command(
     epilog=examples(
+        "fogctl mix client",
+        "fogctl mix client --provider ID --poll 1   # then send/recv/reply go through it",
+    )
+)
+@output.with_output
+def client(
+    provider: ProviderOpt = None,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.05, help="Seconds between pulls from the provider.")
+    ] = 0.5,
+) -> None:
+    """Run this client in the foreground: cover streams all the time, until SIGTERM.
+
+    Keeps the Loopix payload (real messages substituted), loop and drop streams
+    running so that sending is not marked by the start of cover traffic; pulls and
+    acks arriving messages and resends lost ones. While it runs, send, recv and reply
+    for this state dir go through it (a Unix socket under the state dir).
+    """
+    import logging
+
+    from fogctl.mix.daemon import run_client
+    from fogctl.mix.engine import params_from_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    state = current_state()
+    output.emit_one(run_client(state, params_from_config(state), provider=provider, poll=poll))
+
+
+@app.command(
+    epilog=examples(
         "fogctl mix send --to PUBKEY@PROVIDER < message.txt",
         'echo hi | fogctl mix send --to "$(cat friend.addr)" --hops 5 --json',
         "fogctl mix send --to PUBKEY@PROVIDER --no-wait --no-reply < note",

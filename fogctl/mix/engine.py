@@ -81,7 +81,8 @@ _MIGRATIONS = [
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    """
+    """,
+    "ALTER TABLE mix_inbox ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;",
 ]
 
 
@@ -254,6 +255,10 @@ def send(
     from fogctl.mix.net import ClientService
 
     recipient = ClientAddress.parse(to)
+    from fogctl.mix import daemon
+
+    if daemon.running(state):
+        return daemon.send_via(state, recipient, data, want_reply=want_reply, wait=wait)
     flags: dict[str, object] = {"hops": hops}
     if not cover:
         flags.update(lambda_p=0.0, lambda_l=0.0, lambda_d=0.0)
@@ -297,7 +302,10 @@ def send(
     )
 
 
-def _store_received(state: State, c: _Client, events: Sequence[object]) -> list[MixMessageRecord]:
+def _store_received(
+    state: State, c: _Client | None, events: Sequence[object], *, shown: bool = True
+) -> list[MixMessageRecord]:
+    """Keep delivered messages and replies in ``mix_inbox`` (``shown`` = already printed)."""
     out = []
     now = time.time()
     with _db(state).transaction() as conn:
@@ -314,8 +322,8 @@ def _store_received(state: State, c: _Client, events: Sequence[object]) -> list[
             else:
                 continue
             conn.execute(
-                "INSERT OR IGNORE INTO mix_inbox VALUES (?, ?, ?, ?, ?, ?)",
-                (mid, typ, data, surb, irt, now),
+                "INSERT OR IGNORE INTO mix_inbox VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (mid, typ, data, surb, irt, now, int(shown)),
             )
             try:
                 text: str | None = data.decode("utf-8")
@@ -336,8 +344,16 @@ def _store_received(state: State, c: _Client, events: Sequence[object]) -> list[
 
 
 def recv(state: State, *, wait: float = 0.0, provider: str | None = None) -> list[MixMessageRecord]:
-    """Fetch what waits at this client's provider, decode it, ack it; returns new messages."""
+    """Fetch what waits at this client's provider, decode it, ack it; returns new messages.
+
+    When ``fogctl mix client`` runs for this state dir it does the fetching (and acks
+    at once); then this returns what it stored that was not shown yet.
+    """
+    from fogctl.mix import daemon
     from fogctl.mix.net import ClientService
+
+    if daemon.running(state):
+        return daemon.unseen(state, wait)
 
     params = params_from_config(state, lambda_p=0.0, lambda_l=0.0, lambda_d=0.0)
     c = _client(state, params, provider, time.time())
@@ -384,6 +400,13 @@ def reply(state: State, msg_id: str, data: bytes, *, provider: str | None = None
     if len(data) > MAX_REPLY_DATA:
         raise InvalidInput(f"a reply holds at most {MAX_REPLY_DATA} bytes")
     rid = rows[0]["msg_id"]
+    from fogctl.mix import daemon
+
+    if daemon.running(state):  # the reply joins the payload stream, like any packet
+        daemon.call(state, {"op": "reply", "msg_id": rid, "data": data.hex()})
+        return MixSentRecord(
+            id=rid, to="surb", bytes=len(data), hops=0, packets=1, reply_surb=False
+        )
     first, pkt = sphinx.use_surb(surb, encode_reply(KIND_REPLY, bytes.fromhex(rid), data))
     topo = _topology(state, time.time())
     entry = topo.node(first)

@@ -131,3 +131,57 @@ def test_bench_prints_figures_beside_the_floor(cli: Any) -> None:
     recs = cli("mix", "bench", "--repeat", "3", "--json").records()
     assert {r["name"] for r in recs} == {"per_hop_processing", "create_5_hop_packet"}
     assert all(r["ratio"] > 1 and r["reference_value"] > 0 for r in recs)
+
+
+def test_client_daemons_keep_cover_running_and_carry_send_recv_reply(
+    network: LocalNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fogctl.mix import daemon, engine
+    from fogctl.mix.node import Params
+    from fogctl.state import State
+
+    p0, p1 = network.providers
+    entry = f"127.0.0.1:{network.service(p0.id).port}"
+    params = Params(hops=5, mean_delay=0.005, lambda_p=20, lambda_l=5, lambda_d=5, ack_timeout=5)
+    homes = {"alice": (tmp_path / "a", p0.id), "bob": (tmp_path / "b", p1.id)}
+    stops: dict[str, threading.Event] = {}
+    threads = []
+    results: dict[str, Any] = {}
+    for name, (home, prov) in homes.items():
+        st = State(home)
+        engine.directory_fetch(st, entry)
+        engine.client_address(st, prov)
+        stops[name] = threading.Event()
+
+        def run(home: Path = home, name: str = name) -> None:
+            # its own State: SQLite connections stay in the thread that made them
+            results[name] = daemon.run_client(State(home), params, poll=0.05, stop=stops[name])
+
+        t = threading.Thread(target=run)
+        t.start()
+        threads.append(t)
+    try:
+        alice, bob = State(homes["alice"][0]), State(homes["bob"][0])
+        deadline = time.time() + 10
+        while not (daemon.running(alice) and daemon.running(bob)) and time.time() < deadline:
+            time.sleep(0.05)
+        assert daemon.running(alice) and daemon.running(bob)
+        assert (daemon.socket_path(alice).stat().st_mode & 0o077) == 0
+        bob_addr = daemon.call(bob, {"op": "ping"})["address"]
+        sent = engine.send(alice, bob_addr, b"via the daemons", wait=20)
+        [msg] = engine.recv(bob, wait=10)
+        assert msg.data == "via the daemons" and msg.id == sent.id and msg.can_reply
+        engine.reply(bob, msg.id, b"answer through the payload stream")
+        [rep] = engine.recv(alice, wait=10)
+        assert rep.type == "reply" and rep.in_reply_to == sent.id
+        assert rep.data == "answer through the payload stream"
+        counters = daemon.call(alice, {"op": "stats"})["counters"]
+        assert counters["payload_cover_out"] > 0 and counters["loop_cover_out"] > 0
+        assert counters["real_out"] >= 1 and counters["acked"] == 1
+    finally:
+        for ev in stops.values():
+            ev.set()
+        for t in threads:
+            t.join(15)
+    assert results["alice"].role == "client"
+    assert not daemon.socket_path(State(homes["alice"][0])).exists()
