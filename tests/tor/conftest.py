@@ -26,6 +26,14 @@ from tests.conftest import need_binary
 BIG = 10 * 1024 * 1024
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """stem 1.8 calls Thread.setDaemon(); keep that DeprecationWarning out of our report."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning"))
+
+
 @dataclass
 class HttpServer:
     port: int
