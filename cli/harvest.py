@@ -246,7 +246,10 @@ def install(
     """Install the timer that runs 'fogctl harvest run'; prints what it wrote.
 
     Idempotent: installing again with the same options changes nothing. Units are
-    checked with 'systemd-analyze verify' when it is installed.
+    checked with 'systemd-analyze verify' when it is installed. The service runs at
+    idle CPU and I/O priority, with CPUQuota= (the policy's cpu_limit x max_cpus, plus
+    5% for fogctl itself) and MemoryMax= (mem_idle) so systemd caps it as a whole;
+    run install again after changing those policy fields.
     """
     from fogctl.harvest.engine import load_policy
     from fogctl.harvest.policy import parse_duration
@@ -262,13 +265,17 @@ def install(
         raise typer.BadParameter("--every: whole minutes only")
     sched = Schedule(int(minutes), int(parse_duration(jitter, "--jitter")))
     state = current_state()
+    pol = load_policy(state)
     recs = do_install(
         state,
         method="cron" if cron else "systemd",
         scope="system" if system else "user",
         schedule=sched,
         loop=loop,
-        grace=load_policy(state).grace,
+        grace=pol.grace,
+        # the kernel caps the whole service too (each task's own cap still applies)
+        cpu_quota=pol.cpu_limit * pol.max_cpus + 5,
+        memory_max=pol.mem_idle,
         directory=unit_dir,
         enable=enable,
     )

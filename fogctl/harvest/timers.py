@@ -112,10 +112,18 @@ def render_units(
     loop: bool,
     grace: float,
     command: Sequence[str] | None = None,
+    cpu_quota: float | None = None,
+    memory_max: float | None = None,
 ) -> dict[str, str]:
+    """The unit files. ``cpu_quota`` (% of one CPU) and ``memory_max`` (% of RAM), from
+    the policy, make systemd cap the whole service too (CPUQuota=, MemoryMax=)."""
     cmd = list(command or fogctl_command())
     env = f"Environment=FOGCTL_HOME={_exec([str(state_root)])}"
     common = "Nice=19\nIOSchedulingClass=idle\nCPUSchedulingPolicy=idle\nNoNewPrivileges=true\n"
+    if cpu_quota is not None:
+        common += f"CPUQuota={cpu_quota:g}%\n"
+    if memory_max is not None:
+        common += f"MemoryMax={memory_max:g}%\n"
     wanted = "default.target" if scope == "user" else "multi-user.target"
     if loop:
         return {
@@ -291,6 +299,8 @@ def install(
     schedule: Schedule | None = None,
     loop: bool = False,
     grace: float = 3.0,
+    cpu_quota: float | None = None,
+    memory_max: float | None = None,
     directory: Path | None = None,
     enable: bool = True,
     crontab: CronTab | None = None,
@@ -320,7 +330,16 @@ def install(
     if scope not in ("user", "system"):
         raise InvalidInput(f"unknown scope {scope!r} (user or system)")
     d = directory or unit_dir(scope)
-    units = render_units(state.root, schedule, scope=scope, loop=loop, grace=grace, command=command)
+    units = render_units(
+        state.root,
+        schedule,
+        scope=scope,
+        loop=loop,
+        grace=grace,
+        command=command,
+        cpu_quota=cpu_quota,
+        memory_max=memory_max,
+    )
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

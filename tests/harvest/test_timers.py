@@ -35,7 +35,14 @@ def test_systemd_install_is_verified_idempotent_and_uninstalls_exactly(
     d = tmp_path / "units"
     d.mkdir()
     (d / "other.service").write_text("[Service]\nExecStart=/bin/true\n")
-    recs = install(state, directory=d, schedule=Schedule(10, 120), enable=False)
+    recs = install(
+        state,
+        directory=d,
+        schedule=Schedule(10, 120),
+        enable=False,
+        cpu_quota=55,
+        memory_max=90,
+    )
     assert [Path(r.path).name for r in recs] == ["fogctl-harvest.service", "fogctl-harvest.timer"]
     assert all(r.changed and r.verified.startswith("ok") for r in recs), recs
     units = _units(d)
@@ -45,8 +52,16 @@ def test_systemd_install_is_verified_idempotent_and_uninstalls_exactly(
     service = units["fogctl-harvest.service"]
     assert "Type=oneshot" in service and f"Environment=FOGCTL_HOME={fog_home}" in service
     assert "harvest run --quiet" in service
+    assert "CPUQuota=55%" in service and "MemoryMax=90%" in service
 
-    again = install(state, directory=d, schedule=Schedule(10, 120), enable=False)
+    again = install(
+        state,
+        directory=d,
+        schedule=Schedule(10, 120),
+        enable=False,
+        cpu_quota=55,
+        memory_max=90,
+    )
     assert not any(r.changed for r in again) and _units(d) == units
 
     removed = uninstall(state)
