@@ -109,6 +109,8 @@ def bench_pons(ours: dict[str, float]) -> None:
     for p in procs:
         out, _ = p.communicate(timeout=300)
         for line in out.splitlines():
+            if not line.startswith("{"):
+                continue  # pons logs on stdout too
             rec = json.loads(line)
             theirs[rec["router"]] = rec
     print("pons-dtn 0.2.1, same scenario (its own random waypoint, same parameters, seed 1):")

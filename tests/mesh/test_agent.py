@@ -116,3 +116,16 @@ def test_spray_and_wait_copies_travel_in_extension_block(tmp_path: Path) -> None
     assert b.store.records()[0].copies == 4 and a.store.records()[0].copies == 4
     got = decode_bundle(b.store.raw(b.store.ids()[0]))
     assert got.hop_count == (7, 1) and str(got.previous_node) == "dtn://a/"
+
+
+def test_delivery_status_report_comes_back(tmp_path: Path) -> None:
+    a, c = agent(tmp_path, "a"), agent(tmp_path, "c")
+    sent = a.send("dtn://c/", b"ack me", now=1000, encrypt=False, report=True)
+    contact(a, c, 2000)  # delivers; c queues a "delivered" status report for a
+    assert len(c.inbox()) == 1
+    contact(c, a, 3000)  # the report travels back
+    keys = [k for k in a.state.db.query("SELECT key FROM mesh_kv") if k[0].startswith("report:")]
+    assert len(keys) == 1 and keys[0][0].startswith("report:dtn://a/inbox:1000:")
+    status, reason, _ = cbor2.loads(a.store.kv_get(keys[0][0]) or b"")
+    assert status == ["delivered"] and reason == 0
+    assert sent.id not in a.store.ids()  # and the delivered bundle left a's store

@@ -99,3 +99,20 @@ def test_mtcp_and_udp_delivery(tmp_path: Path, procs: list[Proc]) -> None:
     msgs = inbox(d)
     sizes = sorted(int(m["size"]) for m in msgs)  # type: ignore[call-overload]
     assert sizes == [8, 9, 1000]
+
+
+def test_mdns_discovery_on_loopback(tmp_path: Path, procs: list[Proc]) -> None:
+    import secrets
+
+    tag = secrets.token_hex(3)
+    x, y = init(tmp_path, f"x{tag}"), init(tmp_path, f"y{tag}")
+    assert (
+        fog(x, "mesh", "send", "--to", f"dtn://y{tag}/", "--plain", input=b"found you").returncode
+        == 0
+    )
+    px = Proc(x, "--tcpcl", "127.0.0.1:0", "--mdns")
+    py = Proc(y, "--tcpcl", "127.0.0.1:0", "--mdns")
+    procs += [px, py]
+    px.wait_for(rf"discovered dtn://y{tag}/")
+    poll_until(lambda: len(inbox(y)) == 1)
+    assert inbox(y)[0]["sender"] == f"dtn://x{tag}/"
