@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,46 @@ ADDRESSES = {
     "stranger": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
 }
 DAY = 86400
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+
+
+@dataclass
+class Compile:
+    """A recompile of the contracts into ``out``, started when the session starts."""
+
+    proc: subprocess.Popen[str] | None
+    out: Path
+    why_not: str = ""
+
+
+@pytest.fixture(scope="session")
+def background_compile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compile]:
+    """Start solc-js early (the chain fixture asks for it): it runs while the chain tests
+    wait on anvil, and tests/chain/test_reproducible_build.py checks its output."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("artifacts")
+    node = shutil.which("node")
+    modules = CONTRACTS / "node_modules"
+    if node is None:
+        yield Compile(None, out, "node is not installed (.ci/run needs it for the contracts)")
+        return
+    if not ((modules / "solc").is_dir() and (modules / "@openzeppelin" / "contracts").is_dir()):
+        yield Compile(None, out, "contracts/node_modules missing ('npm ci' in contracts/)")
+        return
+    proc = subprocess.Popen(
+        [node, str(CONTRACTS / "build.js"), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield Compile(proc, out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def free_port() -> int:
@@ -66,7 +107,9 @@ class SessionChain:
 
 
 @pytest.fixture(scope="session")
-def session_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionChain]:
+def session_chain(
+    tmp_path_factory: pytest.TempPathFactory, background_compile: Compile
+) -> Iterator[SessionChain]:
     anvil_or_skip()
     from fogctl.chain.accounts import load_account
     from fogctl.chain.client import ChainClient

@@ -1,40 +1,28 @@
-"""The committed artifacts are exactly what the pinned solc-js and OpenZeppelin produce."""
+"""The committed artifacts are exactly what the pinned solc-js and OpenZeppelin produce.
+
+The recompile starts with the session (tests/chain/conftest.py) and is checked here.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 from fogctl.chain.artifacts import ARTIFACT_DIR, CONTRACT_NAMES, load_artifact
+from tests.chain.conftest import CONTRACTS, Compile
 from tests.conftest import need
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = ROOT / "contracts"
 
-
-def test_recompiling_gives_byte_identical_artifacts(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    need(node is not None, "node is not installed (.ci/run needs it for the contracts)")
-    need(
-        (CONTRACTS / "node_modules" / "solc").is_dir()
-        and (CONTRACTS / "node_modules" / "@openzeppelin" / "contracts").is_dir(),
-        "contracts/node_modules missing ('npm ci' in contracts/; .ci/run does it)",
-    )
-    assert node is not None
-    res = subprocess.run(
-        [node, str(CONTRACTS / "build.js"), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    built = sorted(p.name for p in tmp_path.glob("*.json"))
+def test_recompiling_gives_byte_identical_artifacts(background_compile: Compile) -> None:
+    proc, out = background_compile.proc, background_compile.out
+    need(proc is not None, background_compile.why_not)
+    assert proc is not None
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    built = sorted(p.name for p in out.glob("*.json"))
     committed = sorted(p.name for p in ARTIFACT_DIR.glob("*.json"))
     assert built == committed, "artifacts differ in names: run 'node contracts/build.js'"
     for name in built:
-        assert (tmp_path / name).read_bytes() == (ARTIFACT_DIR / name).read_bytes(), (
+        assert (out / name).read_bytes() == (ARTIFACT_DIR / name).read_bytes(), (
             f"{name} differs from a fresh compile: run 'node contracts/build.js' and commit"
         )
 
