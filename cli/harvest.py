@@ -39,7 +39,10 @@ strict_sensors false (true: an unreadable sensor blocks work).
 
 WASM tasks run in a child process on wasmtime; a checkpoint is the instance's exported
 memories and mutable globals taken after an epoch interruption, and resume loads them
-into a fresh instance (a module keeps its progress there, not in locals). CPU caps use
+into a fresh instance (a module keeps its progress there, not in locals). A task sees
+what 'fogctl submit' gives a WASM job: /work with its inputs (outputs are collected
+from it), its checkpoint dir, its args and env; a module that saves its own
+checkpoint and exits 85 is simply run again. CPU caps use
 a cgroup CPU quota where fogctl may create one, else CPU-time throttling
 (SIGSTOP/SIGCONT). Docker tasks go through the jobs docker executor with --cpus and a
 memory limit, get the spec's checkpoint signal, and the container exiting 85 has saved

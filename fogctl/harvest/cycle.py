@@ -312,9 +312,30 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
     ]
     if spec.get("entry"):
         cmd += ["--entry", str(spec["entry"])]
+    # the same sandbox view as the jobs WASM executor: /work, the checkpoint dir
+    work = wd / "work"
+    if not work.exists():
+        work.mkdir()
+        for item in spec.get("inputs", []):
+            dest = work / item["path"]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(state.blobs.path(item["blob"]), dest)
+    cmd += ["--preopen", f"{work}=/work"]
+    env = {
+        "FOGCTL_JOB_ID": task.name,
+        "FOGCTL_RUN_ID": f"{task.id}-{task.attempts}",
+        "FOGCTL_WORK": "/work",
+        **dict(spec.get("env", {})),
+    }
+    if spec.get("checkpoint_path"):
+        ck = wd / "app-checkpoint"
+        ck.mkdir(exist_ok=True)
+        cmd += ["--preopen", f"{ck}={spec['checkpoint_path']}"]
+        env["FOGCTL_CHECKPOINT_DIR"] = str(spec["checkpoint_path"])
+    for word in spec.get("command") or [Path(str(spec.get("name", task.name))).name]:
+        cmd += ["--argv", str(word)]
     for a in spec.get("args", []):
         cmd += ["--arg", a]
-    env = dict(spec.get("env", {}))
     idx = spec.get("index")
     if isinstance(idx, dict):
         env.setdefault("FOGCTL_INDEX_START", str(idx.get("start")))
@@ -387,6 +408,13 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
     if rc == EXIT_DONE and (wd / "result.json").exists():
         result = json.loads((wd / "result.json").read_text())
         out_blob = state.blobs.put_file(wd / "stdout")
+        outputs = {}
+        for rel in spec.get("outputs", []):
+            f = work / rel
+            if f.is_file():
+                outputs[rel] = state.blobs.put_file(f)
+        if outputs:
+            progress["outputs"] = outputs
         rec = queue.release(
             state,
             task.id,

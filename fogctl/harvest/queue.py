@@ -102,6 +102,9 @@ def _spec_dict(spec: Any) -> dict[str, Any]:
             "command": list(spec.command) if spec.command else None,
             "args": list(spec.args),
             "env": dict(spec.env),
+            "inputs": [{"source": f.source, "path": f.path} for f in spec.inputs],
+            "outputs": list(spec.outputs),
+            "checkpoint_path": spec.checkpoint.path if spec.checkpoint is not None else None,
             "raw": dict(raw),
         }
     if isinstance(spec, Mapping):
@@ -150,6 +153,23 @@ def normalise_spec(state: State, spec: Any, base: Path | None = None) -> dict[st
                     raise InvalidInput(f"job {name}: {path}: invalid WAT: {exc}") from None
             out["module"] = state.blobs.put(data)
         out["entry"] = d.get("entry")
+        cmd = d.get("command")
+        if isinstance(cmd, list | tuple) and cmd:
+            out["command"] = [str(c) for c in cmd]
+        inputs = []
+        for item in d.get("inputs") or []:
+            src = Path(str(item["source"] if isinstance(item, Mapping) else item))
+            dest = str(item.get("path", src.name) if isinstance(item, Mapping) else src.name)
+            if base is not None and not src.is_absolute():
+                src = base / src
+            try:
+                inputs.append({"blob": state.blobs.put(src.read_bytes()), "path": dest})
+            except OSError as exc:
+                raise InvalidInput(f"job {name}: input {src}: {exc.strerror}") from None
+        out["inputs"] = inputs
+        out["outputs"] = [str(o) for o in d.get("outputs") or []]
+        if d.get("checkpoint_path"):
+            out["checkpoint_path"] = str(d["checkpoint_path"])
     else:
         if not d.get("image"):
             raise InvalidInput(f"job {name}: a docker job needs 'image'")

@@ -34,6 +34,7 @@ from typing import Any
 EXIT_DONE = 0
 EXIT_FAILED = 1
 EXIT_CHECKPOINTED = 75
+APP_CHECKPOINT_EXIT = 85  # fogctl-job(5): "saved a checkpoint, run me again"
 MAGIC = b"FOGCKPT1\n"
 PAGE = 65536
 
@@ -120,8 +121,11 @@ class Runner:
         if any(i.module.startswith("wasi_snapshot") for i in self.module.imports):
             linker.define_wasi()
             wasi = w.WasiConfig()
-            wasi.argv = [self.args.name, *self.args.arg]
+            wasi.argv = [*(self.args.argv or [self.args.name]), *self.args.arg]
             wasi.env = [tuple(kv.split("=", 1)) for kv in self.args.env if "=" in kv]
+            for spec in self.args.preopen:
+                host, _, guest = spec.partition("=")
+                wasi.preopen_dir(host, guest)
             wasi.stdout_custom = self._write_stdout
             wasi.inherit_stderr()
             self.store.set_wasi(wasi)
@@ -181,7 +185,14 @@ class Runner:
         if ckpt.exists():
             header, mems = decode_checkpoint(ckpt.read_bytes())
             self.checkpoints = int(header.get("checkpoints", 0))
-        self.stdout.truncate(int(header["stdout_len"]) if header else 0)
+        if header is not None:
+            keep = int(header["stdout_len"])
+        else:
+            try:
+                keep = int((self.workdir / "stdout.committed").read_text())
+            except (OSError, ValueError):
+                keep = 0
+        self.stdout.truncate(keep)
         self.stdout.seek(0, os.SEEK_END)
         self.instantiate(header, mems)
         entry = self.args.entry or ("_start" if "_start" in self.exports else "run")
@@ -194,6 +205,13 @@ class Runner:
             try:
                 values = func(self.store)
             except self.w.ExitTrap as exc:
+                if exc.code == APP_CHECKPOINT_EXIT:
+                    # the module saved its own checkpoint (files) and asks to run again:
+                    # start afresh next time, keeping the output it has written
+                    self.stdout.flush()
+                    (self.workdir / "stdout.committed").write_text(str(self.stdout.tell()))
+                    (self.workdir / "checkpoint.bin").unlink(missing_ok=True)
+                    return EXIT_CHECKPOINTED
                 if exc.code != 0:
                     return self.fail(f"exit status {exc.code}")
                 values = None
@@ -242,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arg", action="append", default=[])
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--set-global", action="append", default=[])
+    p.add_argument("--preopen", action="append", default=[], help="HOST=GUEST directory")
+    p.add_argument("--argv", action="append", default=[], help="argv words before --arg")
     p.add_argument("--mem-limit", type=int, default=0)
     p.add_argument("--checkpoint-every", type=float, default=60.0)
     args = p.parse_args(argv)

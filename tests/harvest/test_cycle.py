@@ -371,3 +371,57 @@ def test_sensor_file_vanishing_mid_task_preempts_safely(
     rec = cyc.result()
     assert rec.preempted == (tid,) and rec.reasons[0].startswith("sensors:")
     assert queue.get_task(state, tid).exit_code == 75
+
+
+COPY_WAT = """
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read"
+    (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "in.txt")
+  (data (i32.const 16) "out.txt")
+  (func (export "_start")
+    ;; open /work/in.txt (preopen fd 3) for reading, read up to 256 bytes at 1024
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 6)
+      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 64)))
+    (i32.store (i32.const 96) (i32.const 1024))
+    (i32.store (i32.const 100) (i32.const 256))
+    (drop (call $read (i32.load (i32.const 64)) (i32.const 96) (i32.const 1) (i32.const 104)))
+    ;; iovec of what was read, written to stdout and to a new /work/out.txt
+    (i32.store (i32.const 100) (i32.load (i32.const 104)))
+    (drop (call $write (i32.const 1) (i32.const 96) (i32.const 1) (i32.const 108)))
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 7)
+      (i32.const 9) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 68)))
+    (drop (call $write (i32.load (i32.const 68)) (i32.const 96) (i32.const 1) (i32.const 108)))))
+"""
+
+
+def test_wasi_job_sees_work_dir_inputs_and_outputs(
+    state: State, sensors: Sensors, tmp_path: Path
+) -> None:
+    """A fogctl-job(5) WASM job gets the jobs executor's sandbox view: its inputs in
+    /work, its outputs collected from /work into the blob store."""
+    from fogctl.jobs import parse_spec
+
+    (tmp_path / "copy.wat").write_text(COPY_WAT)
+    (tmp_path / "data.txt").write_text("hello from the owner's idle CPU\n")
+    spec = parse_spec(
+        {
+            "metadata": {"name": "copy"},
+            "wasm": str(tmp_path / "copy.wat"),
+            "inputs": [{"source": str(tmp_path / "data.txt"), "path": "in.txt"}],
+            "outputs": ["out.txt"],
+        }
+    )
+    (tid,) = queue.enqueue(state, [spec])
+    (tmp_path / "data.txt").unlink()  # the queue holds its own copy
+    assert run_cycle(State(state.root)).completed == (tid,)
+    task = queue.get_task(state, tid)
+    assert task.output is not None
+    assert state.blobs.get(task.output) == b"hello from the owner's idle CPU\n"
+    out = task.progress["outputs"]["out.txt"]
+    assert state.blobs.get(out) == b"hello from the owner's idle CPU\n"
