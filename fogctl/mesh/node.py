@@ -255,7 +255,19 @@ class MeshNode:
             writer.write(sess.data_to_send())
             await writer.drain()
             while True:
-                data = await reader.read(1 << 16)
+                # RFC 9174 5.1.1: no traffic for twice the keepalive interval ends the
+                # session; the handshake itself must finish within 10 seconds
+                if sess.peer is None:
+                    limit: float | None = 10.0
+                else:  # a keepalive of 0 disables keepalives and the idle timeout
+                    limit = 2.0 * sess.peer.keepalive if sess.peer.keepalive else None
+                try:
+                    data = await asyncio.wait_for(reader.read(1 << 16), limit)
+                except TimeoutError:
+                    self.log(f"{address}: idle timeout")
+                    sess.close(reason=1)  # idle timeout
+                    writer.write(sess.data_to_send())
+                    break
                 if not data:
                     break
                 try:

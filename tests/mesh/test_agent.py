@@ -7,6 +7,8 @@ from pathlib import Path
 
 import cbor2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fogctl.errors import Refused
 from fogctl.mesh.agent import Agent
@@ -129,3 +131,36 @@ def test_delivery_status_report_comes_back(tmp_path: Path) -> None:
     status, reason, _ = cbor2.loads(a.store.kv_get(keys[0][0]) or b"")
     assert status == ["delivered"] and reason == 0
     assert sent.id not in a.store.ids()  # and the delivered bundle left a's store
+
+
+_FUZZ: list[Agent] = []
+
+
+def fuzz_agent() -> Agent:
+    if not _FUZZ:
+        import tempfile
+
+        _FUZZ.append(agent(Path(tempfile.mkdtemp(prefix="mesh-fuzz-")), "f"))
+    return _FUZZ[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200), st.binary(max_size=120))
+def test_fuzz_agent_receive_never_crashes(raw: bytes, payload: bytes) -> None:
+    a = fuzz_agent()
+    before = a.drops.total()
+    for data in (raw, b"\x9f" + raw):
+        out = a.receive(data, now=10_000, peer="dtn://p/")
+        assert out.startswith("dropped:") or out in {
+            "stored",
+            "delivered",
+            "routing",
+            "duplicate",
+            "fragment",
+        }
+    # well-formed bundles with arbitrary payloads, to our inbox and routing endpoints
+    for dest in ("dtn://f/inbox", "dtn://f/~routing"):
+        b = new_bundle("dtn://p/", dest, payload, now=10_000, sequence=len(payload))
+        out = a.receive(encode_bundle(b), now=10_001, peer="dtn://p/")
+        assert out.startswith("dropped:") or out in {"delivered", "routing", "duplicate"}
+    assert a.drops.total() >= before
