@@ -15,23 +15,29 @@ from fogctl.harvest import enqueue, queue
 from fogctl.harvest.lock import CycleLock
 from fogctl.state import State
 
-from .conftest import Sensors, expected_sum, sum_job
+from .conftest import Sensors, expected_sum, sum_job, wait_for
 
 
 def test_overlapping_cycles_run_each_task_once(state: State, sensors: Sensors) -> None:
-    ids = enqueue(state, [sum_job("a", 0, 400_000_000), sum_job("b", 0, 300_000_000)])
+    """A timer fires while the previous cycle still works: the newcomers see the lock and
+    leave; every task runs exactly once."""
+    ids = enqueue(state, [sum_job("a", 0, 2_000_000_000), sum_job("b", 0, 300_000_000)])
     cmd = [sys.executable, "-m", "fogctl.cli.main", "harvest", "run", "--json"]
     env = dict(os.environ)
-    procs = [
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    wait_for(
+        lambda: queue.get_task(State(state.root), ids[0]).state == "running",
+        what="the first cycle's task running",
+    )
+    late = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        for _ in range(3)
+        for _ in range(2)
     ]
-    outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    ran = [t for o in outs for t in o["ran"]]
-    assert sorted(ran) == sorted(ids)  # every task exactly once across the three
-    assert sum(o["outcome"] == "locked" for o in outs) >= 1
-    for tid, (lo, hi) in zip(ids, [(0, 400_000_000), (0, 300_000_000)], strict=True):
+    outs = [json.loads(p.communicate(timeout=60)[0]) for p in [first, *late]]
+    assert all(p.returncode == 0 for p in [first, *late])
+    assert [o["outcome"] for o in outs[1:]] == ["locked", "locked"]
+    assert sorted(outs[0]["ran"]) == sorted(ids)
+    for tid, (lo, hi) in zip(ids, [(0, 2_000_000_000), (0, 300_000_000)], strict=True):
         t = queue.get_task(state, tid)
         assert t.state == "done" and t.attempts == 1
         assert json.loads(t.result or "") == [expected_sum(lo, hi)]
