@@ -365,6 +365,13 @@ def up(
     if info is not None:
         pid = info.get("pid")
         if info.get("managed") and isinstance(pid, int) and proc.pid_alive(pid):
+            running_net = info.get("testnet")
+            if testnet is not None and str(testnet) != running_net:
+                where = running_net or "the public Tor network"
+                raise StateError(
+                    f"tor (pid {pid}) already runs on {where}",
+                    hint="stop it first with 'fogctl tor down'",
+                )
             with controller(state) as ctl:
                 rec = _record(ctl, info)
             say(f"tor already running (pid {pid}); nothing changed")

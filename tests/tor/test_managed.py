@@ -60,6 +60,8 @@ def test_up_is_idempotent(in_tor_home: Path, cli: Any) -> None:
     assert res.record()["pid"] == before["pid"]
     assert "already running" in res.stderr
     assert "bootstrap" not in res.stderr  # progress only on a terminal
+    res = run(cli, "tor", "up", "--testnet", "/elsewhere")
+    assert res.code == 1 and "already runs on" in res.stderr
 
 
 def test_circuits_records(in_tor_home: Path, cli: Any, testnet: Any) -> None:
