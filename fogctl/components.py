@@ -88,12 +88,23 @@ def probe_tor(config: Config, state_dir: Path) -> ComponentStatus:
     return ComponentStatus(True, endpoint, f"tor {version}".strip())
 
 
-def rpc_url(config: Config) -> str:
-    return str(config.get("chain.rpc_url", DEFAULT_RPC_URL))
+def rpc_url(config: Config, state_dir: Path | None = None) -> str:
+    """``chain.rpc_url`` config, else the local chain this state dir runs, else the default."""
+    configured = config.get("chain.rpc_url")
+    if configured:
+        return str(configured)
+    if state_dir is not None:
+        try:
+            node = json.loads((state_dir / "chain" / "node.json").read_text(encoding="utf-8"))
+            if isinstance(node, dict) and isinstance(node.get("rpc_url"), str):
+                return str(node["rpc_url"])
+        except (OSError, ValueError):
+            pass
+    return DEFAULT_RPC_URL
 
 
-def probe_chain(config: Config) -> ComponentStatus:
-    url = rpc_url(config)
+def probe_chain(config: Config, state_dir: Path | None = None) -> ComponentStatus:
+    url = rpc_url(config, state_dir)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
     req = urllib.request.Request(
         url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
@@ -118,5 +129,5 @@ def probe_all(config: Config, state_dir: Path) -> dict[str, ComponentStatus]:
     with ThreadPoolExecutor(max_workers=3) as pool:
         docker = pool.submit(probe_docker, config)
         tor = pool.submit(probe_tor, config, state_dir)
-        chain = pool.submit(probe_chain, config)
+        chain = pool.submit(probe_chain, config, state_dir)
         return {"docker": docker.result(), "tor": tor.result(), "chain": chain.result()}
