@@ -80,6 +80,7 @@ ALGORITHM_HELP = (
         "fogctl schedule --nodes nodes.jsonl --jobs examples/dag.yaml --algorithm heft",
         "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --prefer latency=3,cost=1",
         "fogctl schedule --nodes nodes.jsonl --jobs urgent.yaml --running plan.jsonl",
+        "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --generations 50 --seed 7",
     ),
 )
 @output.with_output
@@ -130,12 +131,20 @@ def place(
         "--allow-partial",
         help="Place what fits; jobs left out get node null and a reason in unplaced.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed, the same plan)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the search."),
     time_limit: float | None = typer.Option(
         None,
         "--time-limit",
         metavar="SECONDS",
         help="Stop the search after this long (default: by problem size, under 2 s).",
+    ),
+    generations: int | None = typer.Option(
+        None,
+        "--generations",
+        min=1,
+        max=100_000,
+        help="Run at most N generations and no time limit: the same --seed then gives "
+        "the same plan on any machine.",
     ),
 ) -> None:
     """Place a batch of jobs on nodes and write one assignment record per job.
@@ -217,6 +226,7 @@ def place(
         allow_partial=allow_partial,
         seed=seed,
         time_limit=time_limit,
+        generations=generations,
     )
     for msg in plan.notices:
         output.notice(msg)

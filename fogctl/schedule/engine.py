@@ -207,11 +207,16 @@ def schedule(
     allow_partial: bool = False,
     seed: int = 0,
     time_limit: float | None = None,
+    generations: int | None = None,
 ) -> Plan:
     """Place ``jobs`` on ``nodes``; return the chosen plan, the front and statistics.
 
     Raises :class:`~fogctl.errors.InvalidInput` (exit 2) naming the jobs that cannot
     be placed, unless ``allow_partial``: then they come back with ``unplaced`` set.
+
+    The search stops at ``time_limit`` seconds (default: by problem size), so its
+    result depends on the machine's speed; with ``generations`` (and no time limit)
+    it runs at most that many generations and the same ``seed`` gives the same plan.
     """
     started = time.perf_counter()
     if algorithm not in ALGORITHMS:
@@ -314,6 +319,9 @@ def schedule(
         F = np.zeros((1, len(OBJECTIVES)))
     elif algorithm in ("nsga2", "nsga3"):
         settings = auto_settings(inst, algorithm, seed=seed)
+        if generations is not None:
+            settings.max_gen = generations
+            settings.time_limit = float("inf")
         if time_limit is not None:
             settings.time_limit = time_limit
         seeds = [complete[h] for h in SEEDS if h in complete]

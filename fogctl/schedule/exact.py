@@ -30,8 +30,13 @@ def load_solver() -> bool:
     return True
 
 
-def exact_extreme(inst: Instance, C: FloatArray, time_limit: float) -> IntArray | None:
-    """The plan minimising ``sum C[j, x[j]]``, or ``None`` (too big, no time, infeasible)."""
+def exact_extreme(
+    inst: Instance, C: FloatArray, time_limit: float, *, node_limit: int | None = None
+) -> IntArray | None:
+    """The plan minimising ``sum C[j, x[j]]``, or ``None`` (too big, no time, infeasible).
+
+    An infinite ``time_limit`` with a ``node_limit`` (branch-and-bound nodes) makes the
+    result independent of the machine's speed."""
     try:
         from scipy.optimize import (  # type: ignore[import-untyped]
             Bounds,
@@ -45,6 +50,11 @@ def exact_extreme(inst: Instance, C: FloatArray, time_limit: float) -> IntArray 
     V = len(jj)
     if V == 0 or V > MAX_PAIRS or time_limit <= 0.005:
         return None
+    options: dict[str, float | bool] = {"mip_rel_gap": 1e-3, "disp": False}
+    if np.isfinite(time_limit):
+        options["time_limit"] = float(time_limit)
+    if node_limit is not None:
+        options["node_limit"] = node_limit
     G = len(inst.gangs)
     R = inst.n_regions
     n_vars = V + G * R
@@ -97,7 +107,7 @@ def exact_extreme(inst: Instance, C: FloatArray, time_limit: float) -> IntArray 
         constraints=LinearConstraint(A, np.concatenate(lo), np.concatenate(hi)),
         integrality=np.ones(n_vars),
         bounds=Bounds(0, 1),
-        options={"time_limit": float(time_limit), "mip_rel_gap": 1e-3, "disp": False},
+        options=options,
     )
     if res.x is None:
         return None

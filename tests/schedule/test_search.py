@@ -159,3 +159,36 @@ def test_heuristic_names_are_the_documented_ones() -> None:
         "ffd",
         "round-robin",
     )
+
+
+def test_generation_budget_is_reproducible() -> None:
+    from fogctl.schedule.engine import schedule
+
+    records, jobs, _ = make(40, 8, seed=9, dag=0.2, gangs=1)
+    a = schedule(records, jobs, generations=15, seed=4)
+    b = schedule(records, jobs, generations=15, seed=4)
+    assert [r.to_dict() for r in a.assignments] == [r.to_dict() for r in b.assignments]
+    assert np.array_equal(a.X, b.X)
+    assert a.stats["generations"] <= 15
+
+
+def test_batch_that_leaves_an_sla_s_job_out_preempts_for_it() -> None:
+    """Each S job fits alone, but not both: the second evicts low-priority work."""
+    from fogctl.schedule.engine import schedule
+    from fogctl.schedule.model import Running
+
+    from .conftest import node
+
+    nodes = [node("a", 4, 8, cpu_util=0.5), node("b", 4, 8, cpu_util=1.0)]
+    running = [Running("low", "b", 2.0, 2**30, priority=0)]
+    jobs = [
+        job("s1", cpu=2, sla="S", priority=9, deadline_seconds=600, estimate_seconds=60),
+        job("s2", cpu=2, sla="S", priority=8, deadline_seconds=600, estimate_seconds=60),
+    ]
+    plan = schedule(nodes, jobs, running=running, generations=5)
+    by = {r.job: r for r in plan.assignments}
+    assert {by["s1"].node, by["s2"].node} == {"a", "b"}
+    evicting = [r for r in plan.assignments if r.preempts]
+    assert len(evicting) == 1 and evicting[0].node == "b" and evicting[0].preempts == ("low",)
+    with pytest.raises(InvalidInput, match="not enough free capacity"):
+        schedule(nodes, jobs, generations=5)
