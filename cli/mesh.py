@@ -102,6 +102,13 @@ def serve(
     mdns: Annotated[
         bool, typer.Option("--mdns", help="Announce and discover TCPCL nodes by mDNS.")
     ] = False,
+    transport: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--transport",
+            help="Also run a plugin transport (fogctl.transports entry point, e.g. ble).",
+        ),
+    ] = None,
 ) -> None:
     """Run a DTN node in the foreground: bundle store, convergence layers, routing.
 
@@ -120,6 +127,7 @@ def serve(
         peers=peer or [],
         poll=poll,
         mdns=mdns,
+        transports=transport or [],
     )
 
 

@@ -53,6 +53,7 @@ def serve(
     peers: Sequence[str] = (),
     poll: float = 1.0,
     mdns: bool = False,
+    transports: Sequence[str] = (),
 ) -> None:
     """Run a DTN node in the foreground until SIGTERM/SIGINT."""
     from fogctl.mesh.node import MeshNode, NodeConfig
@@ -74,6 +75,7 @@ def serve(
         poll=poll,
         mdns=mdns,
         quota=int(state.config.get("mesh.store_quota", 256 * 1024 * 1024)),
+        transports=list(transports),
     )
     node = MeshNode(state, cfg)
 

@@ -42,6 +42,7 @@ from fogctl.mesh.tcpcl import (
     TransferAcked,
     TransferRefused,
 )
+from fogctl.mesh.transport import Transport
 from fogctl.state import State
 
 __all__ = ["MeshNode", "NodeConfig", "Peer", "parse_peer"]
@@ -108,6 +109,7 @@ class NodeConfig:
     poll: float = 1.0
     mdns: bool = False
     quota: int = 256 * 1024 * 1024
+    transports: list[str] = field(default_factory=list)  # fogctl.transports entry points
 
 
 @dataclass
@@ -124,7 +126,11 @@ class MeshNode:
     """A running DTN node."""
 
     def __init__(
-        self, state: State, config: NodeConfig, log: Callable[[str], None] | None = None
+        self,
+        state: State,
+        config: NodeConfig,
+        log: Callable[[str], None] | None = None,
+        transports: list[Transport] | None = None,
     ) -> None:
         self.state = state
         self.config = config
@@ -139,6 +145,9 @@ class MeshNode:
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.bound: dict[str, tuple[str, int]] = {}
+        self.transports: list[Transport] = list(transports or [])
+        for name in config.transports:
+            self.transports.append(_load_transport(name))
 
     def log(self, msg: str) -> None:
         self._log(f"mesh[{self.config.name}]: {msg}")
@@ -166,6 +175,8 @@ class MeshNode:
             self.bound["udp"] = (addr[0], addr[1])
             self.log(f"udp listening on {addr[0]}:{addr[1]}")
         mdns = await self._start_mdns() if self.config.mdns else None
+        for plugin in self.transports:
+            self._spawn(self._run_transport(plugin, stop))
         self.log(f"node dtn://{self.config.name}/ router {self.config.router} ready")
         try:
             while not stop.is_set():
@@ -180,8 +191,9 @@ class MeshNode:
                     link.writer.close()
             for srv in servers:
                 srv.close()
-            for t in list(self._tasks):
-                t.cancel()
+            await asyncio.sleep(0)  # let plugin transports see stop and return
+            for task in list(self._tasks):
+                task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._udp is not None:
                 self._udp.close()
@@ -407,6 +419,15 @@ class MeshNode:
             self.agent.forwarded(bid, drop=drop, now=now)
         self.log(f"sent {len(items)} bundle(s) to {p.name} over mtcp")
 
+    # -- plugin transports ------------------------------------------------------------
+    async def _run_transport(self, t: Transport, stop: asyncio.Event) -> None:
+        try:
+            await t.run(_Host(self, t.name), stop)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # a plugin failing must not take the node down
+            self.log(f"transport {t.name} failed: {type(exc).__name__}: {exc}")
+
     # -- discovery -------------------------------------------------------------------
     async def _start_mdns(self) -> Any:
         try:
@@ -430,6 +451,43 @@ class MeshNode:
         if p not in self.peers:
             self.log(f"discovered {node} at {host}:{port}")
             self.peers.append(p)
+
+
+def _load_transport(name: str) -> Transport:
+    from fogctl.plugins import load_entry_point
+
+    try:
+        factory = load_entry_point("fogctl.transports", name)
+    except KeyError:
+        raise InvalidInput(
+            f"no transport plugin {name!r} (fogctl.transports entry point)"
+        ) from None
+    t = factory()
+    if not isinstance(t, Transport):
+        raise InvalidInput(f"transport plugin {name!r} does not implement run(host, stop)")
+    return t
+
+
+class _Host:
+    """What a plugin transport sees of the node (see :mod:`fogctl.mesh.transport`)."""
+
+    def __init__(self, node: MeshNode, name: str) -> None:
+        self.node = node
+        self.name = name
+
+    def deliver(self, raw: bytes, peer: str | None) -> None:
+        self.node._received(raw, peer)
+
+    def outgoing(self, peer: str) -> list[tuple[str, bytes, bool]]:
+        node = str(EID.parse(peer).node)
+        self.node.agent.note_peer(node, self.name, self.name, time.time())
+        return list(self.node.agent.outgoing(node, dtn_now(), blind=True))
+
+    def forwarded(self, bundle_id: str, drop: bool) -> None:
+        self.node.agent.forwarded(bundle_id, drop=drop, now=dtn_now())
+
+    def log(self, message: str) -> None:
+        self.node.log(f"{self.name}: {message}")
 
 
 def _fit(raw: bytes, limit: int) -> list[bytes]:
