@@ -278,7 +278,7 @@ def onion_ls(password: PasswordOpt = None, cookie: CookieOpt = None) -> None:
     except ServiceUnavailable as exc:
         output.notice(f"{exc.message}; showing what fogctl remembers")
         recs = onions.list_onions(state, None)
-    output.emit(recs)
+    output.emit(recs, columns=["address", "ports", "persistent", "active"])
 
 
 @onion_app.command(
@@ -375,10 +375,25 @@ def testnet_status(
     from fogctl.tor import testnet
 
     rec, node_recs = testnet.testnet_status(_testnet_dir(directory))
-    if nodes:
+    if nodes and output.current().json_lines:
         output.emit([rec, *node_recs])
     else:
         output.emit_one(rec)
+        if nodes:
+            output.emit(
+                node_recs,
+                columns=[
+                    "name",
+                    "role",
+                    "running",
+                    "pid",
+                    "or_port",
+                    "dir_port",
+                    "control_port",
+                    "socks_port",
+                    "fingerprint",
+                ],
+            )
     if rec.state != "running":
         raise ServiceUnavailable(f"private Tor network is {rec.state}")
 
