@@ -464,6 +464,7 @@ def _attach(
             "started": time.time(),
         }
         d.save(info)
+        _restore_onions(state, ctl, lambda _m: None)
         return _record(ctl, info)
     finally:
         ctl.close()
