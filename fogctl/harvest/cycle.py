@@ -45,6 +45,9 @@ __all__ = ["CpuCap", "TaskOutcome", "run_cycle", "run_loop"]
 
 Log = Callable[[str], None]
 
+#: A task killed from outside (not preempted by fogctl) this many times is failed.
+MAX_LOST_ATTEMPTS = 10
+
 
 def _nolog(msg: str) -> None:
     pass
@@ -429,6 +432,20 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
         )
         shutil.rmtree(wd, ignore_errors=True)
         return TaskOutcome(rec, "done")
+    if rc < 0 and latency is None and task.attempts >= MAX_LOST_ATTEMPTS:
+        # killed from outside (OOM killer, an operator) again and again: give up
+        rec = queue.release(
+            state,
+            task.id,
+            sup.owner,
+            "failed",
+            exit_code=rc,
+            cpu_seconds=cpu,
+            energy_j=energy,
+            error=f"killed by signal {-rc} on {task.attempts} attempts",
+        )
+        shutil.rmtree(wd, ignore_errors=True)
+        return TaskOutcome(rec, "failed")
     if latency is not None or rc == EXIT_CHECKPOINTED or rc < 0:
         rec = queue.release(
             state,
@@ -454,6 +471,7 @@ def _run_wasm(sup: Supervisor, task: TaskRecord, spec: dict[str, Any]) -> TaskOu
         cpu_seconds=cpu,
         energy_j=energy,
     )
+    shutil.rmtree(wd, ignore_errors=True)
     return TaskOutcome(rec, "failed")
 
 
