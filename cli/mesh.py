@@ -32,8 +32,9 @@ a bundle this node sends may displace relayed ones.
 Convergence layers: TCPCLv4 (RFC 9174, without TLS: payloads are end-to-end
 encrypted), MTCP (bundles as CBOR byte strings, as dtn7 and uD3TN speak it) and UDP
 (one bundle per datagram). Neighbours are dialled from --peer or mesh.peers, or found
-by mDNS (--mdns, service _dtn-tcpcl._tcp). BLE is not implemented yet (planned as
-an optional plugin on bleak).
+by mDNS (--mdns, service _dtn-tcpcl._tcp). Other transports are plugins
+(fogctl.transports entry points, serve --transport NAME); BLE is the optional
+plugins/ble distribution on bleak, untested where no radio exists.
 
 Routing (mesh.router or --router, one per node): epidemic (summary-vector
 anti-entropy), prophet (RFC 6693: P_encounter_max 0.7, P_encounter_first 0.5, delta
