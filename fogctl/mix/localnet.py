@@ -8,6 +8,7 @@ published to the first provider over TCP and fetched back by every node, exactly
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -90,6 +91,9 @@ async def start_local_network(
     seed: int | None = None,
 ) -> LocalNet:
     params = params or Params(hops=layers)
+    # no loop cover until every node knows every other (else a loop sent mid-sync
+    # meets a node that cannot route it yet)
+    quiet = dataclasses.replace(params, lambda_m=0.0)
     now = time.time()
     services: list[NodeService] = []
     descs: list[MixDescriptor] = []
@@ -105,7 +109,7 @@ async def start_local_network(
             b"\0" * 20,
             ring_keys(ring),
             layer=layer,
-            params=params,
+            params=quiet,
             rng=random.Random(rng.random()),
         )
         svc = NodeService(
@@ -132,7 +136,9 @@ async def start_local_network(
     for d in descs[1:]:
         await publish_descriptor("127.0.0.1", first.port, d)
     first.refresh_routes()
-    for svc in services[1:]:
-        svc.directory.add_many(await fetch_directory("127.0.0.1", first.port), now)
+    everything = await fetch_directory("127.0.0.1", first.port)
+    for svc in services:  # no await in this loop: all nodes switch together
+        svc.directory.add_many(everything, now)
         svc.refresh_routes()
+        svc.core.params = params
     return LocalNet(services, descs, rings)
