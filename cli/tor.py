@@ -127,18 +127,23 @@ def up(
     with contextlib.ExitStack() as stack:
         # signals are caught from the start, so a SIGTERM during bootstrap also stops tor
         stop = stack.enter_context(daemon.StopSignals()) if foreground else None
-        rec = daemon.up(
-            state,
-            attach=attach,
-            password=password,
-            cookie=cookie,
-            testnet=testnet,
-            socks_port=socks_port,
-            timeout=timeout,
-            owner_pid=os.getpid() if foreground else None,
-            progress=_progress,
-            notice=output.notice,
-        )
+        try:
+            rec = daemon.up(
+                state,
+                attach=attach,
+                password=password,
+                cookie=cookie,
+                testnet=testnet,
+                socks_port=socks_port,
+                timeout=timeout,
+                owner_pid=os.getpid() if foreground else None,
+                progress=_progress,
+                notice=output.notice,
+                stop=(lambda: stop.stopping) if stop is not None else None,
+            )
+        except daemon.Stopped:
+            output.notice("stopped before tor finished bootstrapping")
+            return
         output.emit_one(rec)
         if stop is not None and rec.managed:
             code = daemon.run_foreground(state, rec, output.notice, stop)

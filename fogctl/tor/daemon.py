@@ -42,10 +42,13 @@ from fogctl.tor.route import DAEMON_FILE
 
 __all__ = [
     "Daemon",
+    "StopSignals",
+    "Stopped",
     "circuits",
     "controller",
     "down",
     "newnym",
+    "run_foreground",
     "status",
     "up",
 ]
@@ -291,18 +294,27 @@ def _testnet_lines(directory: Path) -> list[tuple[str, str]]:
     ]
 
 
+class Stopped(OperationFailed):
+    """A stop was requested (SIGTERM in --foreground) while tor was still starting."""
+
+
 def _wait_bootstrap(
     d: Daemon,
     pid: int,
     endpoint: Endpoint,
     timeout: float,
     progress: Progress | None,
+    stop: Callable[[], bool] | None = None,
 ) -> Any:
     """Poll until bootstrap is 100 % and a circuit is up; returns an open controller."""
     deadline = time.monotonic() + timeout
     ctl: Any = None
     last = -1
     while time.monotonic() < deadline:
+        if stop is not None and stop():
+            if ctl is not None:
+                ctl.close()
+            raise Stopped("stopped while tor was bootstrapping")
         if not proc.pid_alive(pid):
             if ctl is not None:
                 ctl.close()
@@ -349,6 +361,7 @@ def up(
     owner_pid: int | None = None,
     progress: Progress | None = None,
     notice: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> TorRecord:
     """Start the managed tor (or record ``attach``) and return once it is usable.
 
@@ -414,7 +427,7 @@ def up(
     }
     d.save(info)
     try:
-        ctl = _wait_bootstrap(d, child.pid, parse_endpoint(control), timeout, progress)
+        ctl = _wait_bootstrap(d, child.pid, parse_endpoint(control), timeout, progress, stop)
     except BaseException:
         proc.stop_pids([child.pid], timeout=5)
         d.forget()
