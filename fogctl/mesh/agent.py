@@ -136,10 +136,18 @@ class Agent:
 
     # -- sequence numbers -------------------------------------------------------------
     def _next_sequence(self, now: int) -> int:
-        raw = self.store.kv_get("sequence")
-        last_t, last_s = cbor2.loads(raw) if raw else (0, -1)
-        seq = last_s + 1 if last_t == now else 0
-        self.store.kv_set("sequence", cbor2.dumps([now, seq]))
+        """Creation-timestamp sequence number: one counter that only grows, shared by
+        every process on this state dir (``mesh send`` and ``mesh serve``), so no two
+        bundles from here share (time, sequence) even when clocks are read out of
+        order."""
+        with self.state.db.transaction() as conn:
+            row = conn.execute("SELECT value FROM mesh_kv WHERE key = 'sequence'").fetchone()
+            _, last_s = cbor2.loads(bytes(row[0])) if row else (0, -1)
+            seq = last_s + 1
+            conn.execute(
+                "INSERT OR REPLACE INTO mesh_kv(key, value) VALUES ('sequence', ?)",
+                (cbor2.dumps([now, seq]),),
+            )
         return seq
 
     # -- keys -------------------------------------------------------------------------
@@ -248,11 +256,12 @@ class Agent:
         return Session.from_bytes(bytes(rows[0][0])) if rows else None
 
     def _save_session(self, peer: str, s: Session) -> None:
-        with self.state.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO mesh_sessions(peer, state) VALUES (?, ?)",
-                (peer, s.to_bytes()),
-            )
+        """Write a session; callers hold the write transaction they loaded it in, so a
+        concurrent ``mesh send`` and ``mesh serve`` never lose a ratchet step."""
+        self.state.db.execute(
+            "INSERT OR REPLACE INTO mesh_sessions(peer, state) VALUES (?, ?)",
+            (peer, s.to_bytes()),
+        )
 
     # -- sending ----------------------------------------------------------------------
     def send(
@@ -277,20 +286,21 @@ class Agent:
             dest = EID(1, dest.ssp + INBOX_SERVICE)
         peer = _node_of(dest)
         if encrypt:
-            sess = self._session(peer)
-            if sess is None:
-                keys = self._trusted(peer)
-                if keys is None:
-                    raise Refused(
-                        f"no trusted key for {peer}: run 'fogctl mesh keys trust' "
-                        "first (or send with --plain)"
+            sign, x = self._identity_keys()
+            with self.state.db.transaction():
+                sess = self._session(peer)
+                if sess is None:
+                    keys = self._trusted(peer)
+                    if keys is None:
+                        raise Refused(
+                            f"no trusted key for {peer}: run 'fogctl mesh keys trust' "
+                            "first (or send with --plain)"
+                        )
+                    sess = start_session(
+                        sign, x, keys, opk_index=secrets.randbelow(max(1, len(keys.opks)))
                     )
-                sign, x = self._identity_keys()
-                sess = start_session(
-                    sign, x, keys, opk_index=secrets.randbelow(max(1, len(keys.opks)))
-                )
-            body = [1, sess.encrypt(data)]
-            self._save_session(peer, sess)
+                body = [1, sess.encrypt(data)]
+                self._save_session(peer, sess)
         else:
             body = [0, data]
         flags = REPORT_DELIVERY if report else 0
@@ -432,6 +442,10 @@ class Agent:
         return "delivered"
 
     def _decrypt(self, sender: str, msg: bytes) -> tuple[bytes, bool]:
+        with self.state.db.transaction():
+            return self._decrypt_locked(sender, msg)
+
+    def _decrypt_locked(self, sender: str, msg: bytes) -> tuple[bytes, bool]:
         known = self._known(sender)
         sess = self._session(sender)
         if sess is not None:

@@ -164,3 +164,28 @@ def test_fuzz_agent_receive_never_crashes(raw: bytes, payload: bytes) -> None:
         out = a.receive(encode_bundle(b), now=10_001, peer="dtn://p/")
         assert out.startswith("dropped:") or out in {"delivered", "routing", "duplicate"}
     assert a.drops.total() >= before
+
+
+def test_concurrent_senders_share_one_ratchet_without_losing_steps(tmp_path: Path) -> None:
+    import threading
+
+    a, c = agent(tmp_path, "a"), agent(tmp_path, "c")
+    introduce(a, c)
+    c.publish_keys()
+    a.send("dtn://c/", b"first", now=1000)
+
+    def worker(tag: str) -> None:
+        me = Agent(State(tmp_path / "a"), "a")  # its own connection, like `mesh send`
+        for i in range(8):
+            me.send("dtn://c/", f"{tag}{i}".encode(), now=2000 + i)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(a.store.ids()) == 17  # no two bundles got the same ID
+    contact(a, c, 3000)
+    texts = sorted(c.read(m.id)[1] for m in c.inbox())
+    assert len(texts) == 17 and c.drops.total() == 0
+    assert texts[0] == b"first"
