@@ -70,6 +70,7 @@ class FogProtocol(KademliaProtocol):  # type: ignore[misc]
         self.stores = RateLimiter(store_rate, store_rate * 2)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.misses: dict[bytes, int] = {}
+        self._held: dict[bytes, list[tuple[str, tuple[Any, ...]]]] = {}
         self.verified: dict[bytes, tuple[bytes, Addr]] = {}
         self._verifying: set[bytes] = set()
         self._outstanding: dict[bytes, tuple[asyncio.Future[Any], Any, str, Addr]] = {}
@@ -125,8 +126,16 @@ class FogProtocol(KademliaProtocol):  # type: ignore[misc]
         if sender.id == self.source_node.id:
             return
         if isinstance(msg, wire.Notify):
-            if self.on_notify is not None and self.is_verified(sender):
+            if self.on_notify is None:
+                return
+            if self.is_verified(sender):
                 self.on_notify(sender, msg.method, msg.args[1:])
+                return
+            # hold a few notifications until the sender has proved its key
+            held = self._held.setdefault(sender.id, [])
+            if len(held) < 8 and len(self._held) < 256:
+                held.append((msg.method, msg.args[1:]))
+            self.welcome_if_new(sender, sender_key)
             return
         handler = getattr(self, f"rpc_{msg.method}")
         try:
@@ -307,11 +316,15 @@ class FogProtocol(KademliaProtocol):  # type: ignore[misc]
             got = await self.ping_addr((node.ip, node.port))
         finally:
             self._verifying.discard(node.id)
+        held = self._held.pop(node.id, [])
         if got is None or got[0] != node.id:
             if got is not None:
                 self.stats["identity_refused"] += 1
             return
         self.welcome_if_new(node)
+        if self.on_notify is not None:
+            for method, args in held:
+                self.on_notify(node, method, args)
 
     def handle_call_response(self, result: tuple[bool, Any], node: Node) -> tuple[bool, Any]:
         if not result[0]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -182,7 +183,23 @@ class FogServer(Server):  # type: ignore[misc]
         if not seeds:
             return []
         result = await self.lookup(self.node.id, seeds=seeds)
+        # Kademlia section 2.3: a joining node refreshes every bucket further away than
+        # its closest neighbour, so others learn of it and its table covers the id space
+        await self.refresh_buckets()
         return result.nodes
+
+    async def refresh_buckets(self) -> None:
+        """One lookup for a random id in each bucket's range (all buckets, not just lonely)."""
+        ids = []
+        buckets = list(self.protocol.router.buckets)
+        if len(buckets) > 6:  # bound the join cost: the six widest ranges
+            buckets = sorted(buckets, key=lambda b: b.range[1] - b.range[0])[-6:]
+        for bucket in buckets:
+            lo, hi = bucket.range
+            span = max(0, min(hi, 2**160 - 1) - lo)
+            rid = lo + int.from_bytes(os.urandom(21), "big") % (span + 1)
+            ids.append(rid.to_bytes(20, "big"))
+        await asyncio.gather(*(self.lookup(rid) for rid in ids))
 
     def refresh_table(self, interval: float = REFRESH) -> None:
         self._spawn(self._refresh_table())
