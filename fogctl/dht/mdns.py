@@ -8,6 +8,7 @@ signs a ping nonce with that key, like any other contact.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -76,6 +77,11 @@ def _parse(info: Any) -> Found | None:
     }
     nid, key = props.get("id"), props.get("key")
     if not isinstance(nid, str) or not isinstance(key, str) or len(nid) != 40:
+        return None
+    try:
+        if hashlib.sha256(bytes.fromhex(key)).digest()[:20].hex() != nid:
+            return None  # the id must be bound to the advertised key
+    except ValueError:
         return None
     addrs = info.parsed_addresses()
     if not addrs or not info.port:
