@@ -160,7 +160,7 @@ def announce(bootstrap: Bootstrap = None) -> None:
 @app.command(
     epilog=examples(
         "fogctl dht providers",
-        "fogctl dht providers --json | fogctl schedule --jobs examples/batch.jsonl -",
+        "fogctl dht providers --json | fogctl schedule --jobs examples/batch.yaml -",
     )
 )
 @output.with_output

@@ -5,4 +5,4 @@ set -eu
 BOOT=${1:?usage: $0 HOST:PORT}
 fogctl dht providers --bootstrap "$BOOT" --json > providers.jsonl
 echo "$(wc -l < providers.jsonl) providers" >&2
-fogctl schedule --jobs examples/batch.jsonl providers.jsonl
+fogctl schedule --jobs examples/batch.yaml providers.jsonl
