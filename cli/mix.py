@@ -23,7 +23,7 @@ routing information 7 x 48, MAC 16) and a 2,048-byte payload; at most 7 Sphinx h
 once (hops + 1 scalar multiplications per packet), HKDF-SHA256 per-hop keys,
 AES-128-CTR routing stream, HMAC-SHA256/16 header MAC checked in constant time, and
 LIONESS (ChaCha20 + BLAKE2b) over the payload so a tagged payload is caught by the
-recipient. One message holds up to 1,089 bytes (with its ack and reply blocks).
+recipient. A message of up to 69,440 bytes travels as up to 64 packets.
 
 Mixing and cover (config mix.* or FOGCTL_MIX_*): every hop holds a packet an
 exponential time whose mean is mix.mean_delay (default 0.05 s; Nym uses 0.015 s, the
@@ -268,7 +268,8 @@ def send(
 
     The message travels in a fixed-size Sphinx packet with an ack block; until the
     recipient's ack arrives, cover streams keep running, and a lost packet is resent
-    over a different path. Up to 1,089 bytes per message.
+    over a different path. A packet carries 1,085 bytes of message; longer messages
+    travel as up to 64 packets (69,440 bytes), each acknowledged and resent alone.
     """
     from fogctl.mix.engine import read_input
     from fogctl.mix.engine import send as run

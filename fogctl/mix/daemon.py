@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fogctl.errors import InvalidInput, OperationFailed, ServiceUnavailable
+from fogctl.mix.message import MAX_DATA
 from fogctl.mix.node import (
     Acked,
     ClientAddress,
@@ -106,7 +107,7 @@ def send_via(
         to=str(recipient),
         bytes=len(data),
         hops=int(ans["hops"]),
-        packets=int(status["tries"]),
+        packets=-(-max(1, len(data)) // MAX_DATA),
         reply_surb=want_reply,
     )
 
@@ -209,12 +210,7 @@ async def _run(
             return {"id": sent.hex(), "hops": c.core.params.hops}
         if op == "status":
             mid = str(req["id"])
-            p = c.core.pending.get(bytes.fromhex(mid))
-            return {
-                "acked": mid in acked,
-                "failed": mid in failed,
-                "tries": acked.get(mid, p.tries if p else 1),
-            }
+            return {"acked": mid in acked, "failed": mid in failed, "tries": acked.get(mid, 1)}
         if op == "reply":
             rows = _db(state).query(
                 "SELECT reply_surb FROM mix_inbox WHERE msg_id = ?", (str(req["msg_id"]),)

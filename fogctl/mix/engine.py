@@ -26,6 +26,7 @@ from pathlib import Path
 from fogctl.errors import InvalidInput, OperationFailed, StateError
 from fogctl.mix import sphinx
 from fogctl.mix.directory import Topology, select_path
+from fogctl.mix.message import MAX_DATA
 from fogctl.mix.node import (
     Acked,
     ClientAddress,
@@ -278,7 +279,7 @@ def send(
                     c.core.out.append(c.core.real.popleft())
                 await svc.step()
                 return True
-            return await svc.run_until(lambda: msg_id not in c.core.pending, wait)
+            return await svc.run_until(lambda: c.core.done(msg_id), wait)
         finally:
             await svc.close()
 
@@ -297,7 +298,7 @@ def send(
         to=str(recipient),
         bytes=len(data),
         hops=params.hops,
-        packets=next((e.tries for e in svc.events if isinstance(e, Acked)), 1),
+        packets=-(-max(1, len(data)) // MAX_DATA),
         reply_surb=want_reply,
     )
 
@@ -397,7 +398,7 @@ def reply(state: State, msg_id: str, data: bytes, *, provider: str | None = None
     surb = sphinx.Surb.from_bytes(bytes(rows[0]["reply_surb"]))
     from fogctl.mix.message import KIND_REPLY, MAX_REPLY_DATA, encode_reply
 
-    if len(data) > MAX_REPLY_DATA:
+    if len(data) > MAX_REPLY_DATA:  # a SURB carries exactly one packet
         raise InvalidInput(f"a reply holds at most {MAX_REPLY_DATA} bytes")
     rid = rows[0]["msg_id"]
     from fogctl.mix import daemon

@@ -4,8 +4,12 @@ A forward body is sealed to the recipient (libsodium sealed box, X25519), so the
 exit provider, which removes the last Sphinx layer, learns nothing of the content::
 
     body  = len (2, big-endian) || sealed box of frame
-    frame = version (1) | kind (1) | flags (1) | msg_id (16) | data_len (2) | data
-            | [ack SURB (436)] | [reply SURB (436)]
+    frame = version (1) | kind (1) | flags (1) | msg_id (16) | part (2) | parts (2)
+            | data_len (2) | data | [ack SURB (436)] | [reply SURB (436)]
+
+A message longer than one packet travels as ``parts`` packets with the same
+``msg_id`` (at most :data:`MAX_PARTS`); each part has its own ack block, the first
+carries the reply block. The ack of a part names ``part_id(msg_id, part)``.
 
 A reply or an ack travels through a SURB, whose layers already hide it from every
 mix; its body is the frame without SURBs, unsealed: only the SURB's creator can
@@ -25,6 +29,7 @@ __all__ = [
     "KIND_DATA",
     "KIND_REPLY",
     "MAX_DATA",
+    "MAX_PARTS",
     "MAX_REPLY_DATA",
     "Frame",
     "decode_forward",
@@ -39,9 +44,11 @@ KIND_REPLY = 2
 KIND_ACK = 3
 FLAG_ACK_SURB = 1
 FLAG_REPLY_SURB = 2
-_HEAD = struct.Struct(">BBB16sH")
+_HEAD = struct.Struct(">BBB16sHHH")
+#: Most packets one message may span (64 x 1,085 bytes = 69,440 bytes).
+MAX_PARTS = 64
 _SEAL_OVERHEAD = 48
-#: Largest message that fits one forward packet with both SURBs (1,089 bytes).
+#: Largest part that fits one forward packet with both SURBs (1,085 bytes).
 MAX_DATA = BODY_SIZE - 2 - _SEAL_OVERHEAD - _HEAD.size - 2 * SURB_SIZE
 #: Largest reply (2,011 bytes).
 MAX_REPLY_DATA = BODY_SIZE - _HEAD.size
@@ -54,11 +61,22 @@ class Frame:
     data: bytes
     ack_surb: Surb | None = None
     reply_surb: Surb | None = None
+    part: int = 0
+    parts: int = 1
+
+
+def part_id(msg_id: bytes, part: int) -> bytes:
+    """The id an ack of one part carries (the whole message's id for part 0 of 1)."""
+    if part == 0:
+        return msg_id
+    import hashlib
+
+    return hashlib.sha256(b"fogctl-mix-part" + msg_id + part.to_bytes(2, "big")).digest()[:16]
 
 
 def _frame(f: Frame) -> bytes:
     flags = (FLAG_ACK_SURB if f.ack_surb else 0) | (FLAG_REPLY_SURB if f.reply_surb else 0)
-    out = _HEAD.pack(VERSION, f.kind, flags, f.msg_id, len(f.data)) + f.data
+    out = _HEAD.pack(VERSION, f.kind, flags, f.msg_id, f.part, f.parts, len(f.data)) + f.data
     if f.ack_surb:
         out += f.ack_surb.to_bytes()
     if f.reply_surb:
@@ -69,9 +87,11 @@ def _frame(f: Frame) -> bytes:
 def _unframe(data: bytes) -> Frame:
     if len(data) < _HEAD.size:
         raise MalformedPacket("message frame too short")
-    version, kind, flags, msg_id, n = _HEAD.unpack_from(data)
+    version, kind, flags, msg_id, part, parts, n = _HEAD.unpack_from(data)
     if version != VERSION or kind not in (KIND_DATA, KIND_REPLY, KIND_ACK) or flags & ~3:
         raise MalformedPacket("unknown message frame")
+    if not 0 <= part < parts <= MAX_PARTS:
+        raise MalformedPacket("bad message part numbers")
     pos = _HEAD.size + n
     if pos > len(data):
         raise MalformedPacket("message frame truncated")
@@ -82,7 +102,7 @@ def _unframe(data: bytes) -> Frame:
             pos += SURB_SIZE
         else:
             surbs.append(None)
-    return Frame(kind, msg_id, data[_HEAD.size : _HEAD.size + n], surbs[0], surbs[1])
+    return Frame(kind, msg_id, data[_HEAD.size : _HEAD.size + n], surbs[0], surbs[1], part, parts)
 
 
 def encode_forward(frame: Frame, recipient_public: bytes) -> bytes:

@@ -352,12 +352,17 @@ class MixNode:
 
 @dataclass(slots=True)
 class _Pending:
+    """One unacknowledged part of a message."""
+
     recipient: ClientAddress
     data: bytes
     want_reply: bool
     first_sent: float
     deadline: float
     tries: int
+    msg_id: bytes = b""
+    part: int = 0
+    parts: int = 1
     used: set[str] = field(default_factory=set)
 
 
@@ -403,6 +408,9 @@ class MixClient:
         self.surbs: dict[bytes, SurbRecord] = {}
         self.loops: dict[bytes, float] = {}
         self.seen_msgs: set[bytes] = set()
+        self.groups: dict[bytes, tuple[set[bytes], float, int]] = {}  # msg -> parts unacked
+        self.partial: dict[bytes, dict[int, bytes]] = {}  # reassembly
+        self.partial_surb: dict[bytes, sphinx.Surb] = {}
         self.departures: list[float] = []
         self._next: dict[str, float | None] = {"payload": None, "loop": None, "drop": None}
 
@@ -453,15 +461,15 @@ class MixClient:
         self.surbs[ident] = SurbRecord(keys, purpose, msg_id)
         return surb
 
-    def _forward_packet(self, msg_id: bytes, p: _Pending) -> bytes:
+    def _forward_packet(self, key: bytes, p: _Pending) -> bytes:
         avoid = set(p.used)
         path = self._path(p.recipient.provider, avoid=avoid)
         p.used.update(d.id for d in path.nodes[1:-1])
-        ack = self._surb(msg_id, "ack", p.recipient.provider, avoid)
-        reply = self._surb(msg_id, "reply", p.recipient.provider) if p.want_reply else None
-        body = message.encode_forward(
-            message.Frame(message.KIND_DATA, msg_id, p.data, ack, reply), p.recipient.public_key
-        )
+        ack = self._surb(key, "ack", p.recipient.provider, avoid)
+        want = p.want_reply and p.part == 0
+        reply = self._surb(p.msg_id, "reply", p.recipient.provider) if want else None
+        frame = message.Frame(message.KIND_DATA, p.msg_id, p.data, ack, reply, p.part, p.parts)
+        body = message.encode_forward(frame, p.recipient.public_key)
         ident = self.entropy(16)
         return sphinx.create_forward(
             _hops(path.nodes, self._delays(path, ident)),
@@ -490,17 +498,42 @@ class MixClient:
     def send(
         self, recipient: ClientAddress, data: bytes, now: float, *, want_reply: bool = True
     ) -> bytes:
-        """Queue a message; returns its id. It leaves on the next payload-stream tick."""
-        if len(data) > message.MAX_DATA:
+        """Queue a message (split into parts if needed); returns its id.
+
+        Its packets leave on the next payload-stream ticks, one per tick.
+        """
+        size = message.MAX_DATA
+        parts = max(1, -(-len(data) // size))
+        if parts > message.MAX_PARTS:
             raise InvalidInput(
-                f"message is {len(data)} bytes; one mix message holds at most {message.MAX_DATA}"
+                f"message is {len(data)} bytes; at most {message.MAX_PARTS * size} fit "
+                f"({message.MAX_PARTS} packets of {size})"
             )
         msg_id = self.entropy(16)
-        p = _Pending(recipient, data, want_reply, now, now + self.params.ack_timeout, 1)
-        self.pending[msg_id] = p
-        self._enqueue(self._forward_packet(msg_id, p), now)
+        keys = set()
+        for i in range(parts):
+            key = message.part_id(msg_id, i)
+            p = _Pending(
+                recipient,
+                data[i * size : (i + 1) * size],
+                want_reply,
+                now,
+                now + self.params.ack_timeout,
+                1,
+                msg_id,
+                i,
+                parts,
+            )
+            self.pending[key] = p
+            keys.add(key)
+            self._enqueue(self._forward_packet(key, p), now)
+        self.groups[msg_id] = (keys, now, 1)
         self.counters["messages_sent"] += 1
         return msg_id
+
+    def done(self, msg_id: bytes) -> bool:
+        """True once every part of ``msg_id`` is acknowledged (or it failed)."""
+        return msg_id not in self.groups
 
     def reply(self, surb: sphinx.Surb, in_reply_to: bytes, data: bytes, now: float) -> None:
         """Answer through a SURB received with a message (single use)."""
@@ -536,21 +569,49 @@ class MixClient:
                 if p is None:
                     self.counters["acks_late"] += 1
                     return []
-                self.counters["acked"] += 1
-                return [Acked(frame.msg_id, now - p.first_sent, p.tries)]
+                return self._part_acked(frame.msg_id, p, now)
             self.counters["replies_received"] += 1
             return [ReplyReceived(frame.msg_id, frame.data)]
         frame = message.decode_forward(sphinx.open_forward(payload), self._secret)
-        events: list[object] = []
         if frame.ack_surb is not None:
-            body = message.encode_reply(message.KIND_ACK, frame.msg_id, b"")
+            ack_id = message.part_id(frame.msg_id, frame.part)
+            body = message.encode_reply(message.KIND_ACK, ack_id, b"")
             self._enqueue(sphinx.use_surb(frame.ack_surb, body)[1], now)
             self.counters["acks_sent"] += 1
-        dup = frame.msg_id in self.seen_msgs
+        if frame.msg_id in self.seen_msgs:
+            self.counters["duplicates"] += 1
+            return [Delivered(frame.msg_id, b"", None, True)]
+        if frame.reply_surb is not None:
+            self.partial_surb[frame.msg_id] = frame.reply_surb
+        got = self.partial.setdefault(frame.msg_id, {})
+        got[frame.part] = frame.data
+        if len(self.partial) > 1000:  # bound the reassembly state: forget the oldest
+            oldest = next(iter(self.partial))
+            self.partial.pop(oldest)
+            self.partial_surb.pop(oldest, None)
+            self.counters["partial_dropped"] += 1
+        if len(got) < frame.parts:
+            return []
+        data = b"".join(got[i] for i in range(frame.parts))
+        del self.partial[frame.msg_id]
         self.seen_msgs.add(frame.msg_id)
-        self.counters["duplicates" if dup else "messages_received"] += 1
-        events.append(Delivered(frame.msg_id, frame.data, frame.reply_surb, dup))
-        return events
+        self.counters["messages_received"] += 1
+        return [Delivered(frame.msg_id, data, self.partial_surb.pop(frame.msg_id, None))]
+
+    def _part_acked(self, key: bytes, p: _Pending, now: float) -> list[object]:
+        self.counters["acked_parts"] += 1
+        group = self.groups.get(p.msg_id)
+        if group is None:
+            return []
+        left, first, tries = group
+        left.discard(key)
+        tries = max(tries, p.tries)
+        if left:
+            self.groups[p.msg_id] = (left, first, tries)
+            return []
+        del self.groups[p.msg_id]
+        self.counters["acked"] += 1
+        return [Acked(p.msg_id, now - first, tries)]
 
     # -- timers --------------------------------------------------------------------------
 
@@ -577,18 +638,19 @@ class MixClient:
                 self._fire(stream, now)
                 t += self.rng.expovariate(lam)
             self._next[stream] = t
-        for msg_id, p in list(self.pending.items()):
+        for key, p in list(self.pending.items()):
             if p.deadline > now:
                 continue
             if p.tries >= self.params.max_tries:
-                del self.pending[msg_id]
-                self.counters["failed"] += 1
-                events.append(Failed(msg_id, p.tries))
+                del self.pending[key]
+                if self.groups.pop(p.msg_id, None) is not None:
+                    self.counters["failed"] += 1
+                    events.append(Failed(p.msg_id, p.tries))
                 continue
             p.tries += 1
             p.deadline = now + self.params.ack_timeout * p.tries
             self.counters["resent"] += 1
-            self._enqueue(self._forward_packet(msg_id, p), now)
+            self._enqueue(self._forward_packet(key, p), now)
         for ident, sent in list(self.loops.items()):
             if now - sent > 4 * self.params.ack_timeout:
                 del self.loops[ident]

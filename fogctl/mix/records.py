@@ -52,7 +52,10 @@ class MixHopRecord(Record):
 
 @record("mix_sent")
 class MixSentRecord(Record):
-    """A message handed to the mixnet (``fogctl mix send`` / ``reply``)."""
+    """A message handed to the mixnet (``fogctl mix send`` / ``reply``).
+
+    ``packets`` is how many Sphinx packets carry it (a long message is split).
+    """
 
     id: str
     to: str

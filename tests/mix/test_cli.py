@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -175,9 +176,14 @@ def test_client_daemons_keep_cover_running_and_carry_send_recv_reply(
         [rep] = engine.recv(alice, wait=10)
         assert rep.type == "reply" and rep.in_reply_to == sent.id
         assert rep.data == "answer through the payload stream"
+        big = os.urandom(1500).hex().encode()  # 3,000 bytes: three packets
+        sent2 = engine.send(alice, bob_addr, big, wait=20)
+        assert sent2.packets == 3
+        [m2] = engine.recv(bob, wait=10)
+        assert m2.data == big.decode() and m2.id == sent2.id
         counters = daemon.call(alice, {"op": "stats"})["counters"]
         assert counters["payload_cover_out"] > 0 and counters["loop_cover_out"] > 0
-        assert counters["real_out"] >= 1 and counters["acked"] == 1
+        assert counters["real_out"] >= 4 and counters["acked"] == 2
     finally:
         for ev in stops.values():
             ev.set()

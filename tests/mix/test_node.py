@@ -7,6 +7,8 @@ import os
 import random
 from collections.abc import Callable
 
+import pytest
+
 from fogctl.mix import sphinx
 from fogctl.mix.node import (
     Acked,
@@ -210,3 +212,46 @@ def test_vrf_drawn_delays_are_verifiable_from_the_public_key() -> None:
     for alpha, proof in alice.vrf_proofs:
         delay = vrf.beta_to_exponential(vrf.verify(pk, alpha, proof), params.mean_delay)
         assert 0 <= delay < 1.0
+
+
+def test_long_message_travels_in_parts_and_is_reassembled_once() -> None:
+    from fogctl.mix import message
+
+    net = make_descriptors(3, 2)
+    # no cover here, so the first packet into layer 3 is surely one of the parts
+    params = Params(
+        hops=3, mean_delay=0.01, lambda_p=0, lambda_l=0, lambda_d=0, lambda_m=0, ack_timeout=1.0
+    )
+    sim = Sim(net, params)
+    alice, bob = sim.client(0, 21), sim.client(1, 22)
+    data = os.urandom(3 * message.MAX_DATA + 17)  # four packets
+    lost: set[int] = set()
+
+    def lose_one(dest: bytes, pkt: bytes) -> bool:
+        # lose exactly the first packet entering layer 3: one part must be resent
+        if not lost and sim.nodes[dest].layer == 3:
+            lost.add(1)
+            return True
+        return False
+
+    sim.drop = lose_one
+    msg_id = alice.send(bob.address, data, sim.now)
+    assert alice.counters["messages_sent"] == 1 and len(alice.pending) == 4
+    sim.run_until(lambda: bool(sim.of(alice, Acked)), 30)
+    [ack] = sim.of(alice, Acked)
+    assert ack.msg_id == msg_id and ack.tries == 2 and alice.counters["resent"] == 1
+    delivered = [e for e in sim.of(bob, Delivered) if not e.duplicate]
+    assert len(delivered) == 1 and delivered[0].data == data
+    assert delivered[0].reply_surb is not None
+    assert alice.done(msg_id) and not alice.pending
+
+
+def test_too_long_message_is_refused_clearly() -> None:
+    from fogctl.errors import InvalidInput
+    from fogctl.mix import message
+
+    net = make_descriptors(1, 1)
+    sim = Sim(net, Params(hops=1))
+    alice = sim.client(0, 1)
+    with pytest.raises(InvalidInput, match="at most"):
+        alice.send(alice.address, bytes(message.MAX_PARTS * message.MAX_DATA + 1), 0.0)
