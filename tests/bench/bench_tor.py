@@ -6,8 +6,9 @@
   and a real stream carried), beside the time to generate the network's keys;
 * circuit build time, median of ``--circuits`` (``EXTENDCIRCUIT 0``, awaited), beside
   the median TCP connect + 1-byte echo on plain loopback;
-* time until a new onion service is reachable (ADD_ONION on a managed tor -> first
-  successful fetch through the testnet client), beside a fresh exit-circuit fetch;
+* time until a new onion service is reachable (ADD_ONION on a managed tor, awaiting
+  publication as ``fogctl tor onion add`` does -> first successful fetch through the
+  testnet client), beside the first fetch on a new isolated exit stream;
 * ``--mbytes`` MB through a circuit beside the same transfer over plain loopback
   (throughput ratio).
 
@@ -189,7 +190,10 @@ def main() -> int:
                 key_content="ED25519-V3",
                 discard_key=True,
                 detached=True,
+                await_publication=True,  # as 'fogctl tor onion add' does by default
+                timeout=60,
             )
+            published = time.perf_counter() - t0
             onion = resp.service_id + ".onion"
             retry(lambda: get(lambda: connect(net.socks, onion, 80, timeout=10), "/"), 60)
             reach = time.perf_counter() - t0
@@ -199,6 +203,7 @@ def main() -> int:
             30,
         )
         fresh = time.perf_counter() - t0
+        row("  of which: descriptor published", f"{published:.2f} s", "", "")
         row(
             "new onion service reachable",
             f"{reach:.2f} s",
