@@ -136,7 +136,8 @@ def place(
         None,
         "--time-limit",
         metavar="SECONDS",
-        help="Stop the search after this long (default: by problem size, under 2 s).",
+        help="Time for the whole placement, heuristics and search (default: by problem "
+        "size, under 2 s).",
     ),
     generations: int | None = typer.Option(
         None,

@@ -184,7 +184,10 @@ def _merge(a: Preemption, b: Preemption) -> Preemption:
 
 
 def _run_heuristics(inst: Instance, names: Iterable[str]) -> dict[str, IntArray]:
-    return {h: run_heuristic(inst, h) for h in names}
+    """Run the seeds; the smallest-first variants only where MILP-grade extremes matter
+    (up to 20,000 job-node pairs), so big batches keep their time for the search."""
+    big = inst.J * inst.N > 20_000
+    return {h: run_heuristic(inst, h) for h in names if not (big and h.endswith("/small"))}
 
 
 def _complete(inst: Instance, results: Mapping[str, IntArray]) -> dict[str, IntArray]:
@@ -214,7 +217,9 @@ def schedule(
     Raises :class:`~fogctl.errors.InvalidInput` (exit 2) naming the jobs that cannot
     be placed, unless ``allow_partial``: then they come back with ``unplaced`` set.
 
-    The search stops at ``time_limit`` seconds (default: by problem size), so its
+    The search stops once ``time_limit`` seconds (default: by problem size) have
+    passed since the call began (heuristics included; at least a quarter of it is left
+    to the search), so its
     result depends on the machine's speed; with ``generations`` (and no time limit)
     it runs at most that many generations and the same ``seed`` gives the same plan.
     """
@@ -324,6 +329,9 @@ def schedule(
             settings.time_limit = float("inf")
         if time_limit is not None:
             settings.time_limit = time_limit
+        # the limit covers the whole call: what the checks and heuristics took is spent
+        spent = time.perf_counter() - started
+        settings.time_limit = max(0.25 * settings.time_limit, settings.time_limit - spent)
         seeds = [complete[h] for h in SEEDS if h in complete]
         res = optimize(inst, seeds, settings)
         X, F = res.X, res.F

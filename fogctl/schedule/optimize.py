@@ -73,7 +73,7 @@ def auto_settings(inst: Instance, algorithm: str, *, seed: int = 0) -> Settings:
             partitions += 1
         n_dirs = len(get_reference_directions("das-dennis", M, n_partitions=partitions))
         pop = max(pop, (n_dirs + 3) // 4 * 4)
-    time_limit = min(1.4, 0.3 + scale * 1.1e-5)
+    time_limit = min(1.6, 0.38 + scale * 1.2e-5)
     return Settings(
         algorithm=algorithm,
         pop_size=pop,
