@@ -506,7 +506,8 @@ def run_cycle(
     with lock:
         clean_cgroups()
         policy = load_policy(state)
-        src = source or sensor_source(state, policy, persist=False)
+        # the persisted CPU sample: a later `harvest status` measures from this cycle on
+        src = source or sensor_source(state, policy, persist=True)
         readings = src.read()
         mem = queue.load_memory(state)
         d = decide(policy, readings, mem)

@@ -140,7 +140,9 @@ class CpuSampler:
             # clock ticks did not advance (very short interval): fall back to wall time
             dt_total = max(now - prev[0], 1e-3) * ncpu
         used = busy - prev[1]
-        own = max(0.0, own_cpu_seconds - prev[3])
+        # a smaller cumulative figure than last time means a new task (or none): all
+        # of its CPU time falls inside this interval
+        own = own_cpu_seconds - prev[3] if own_cpu_seconds >= prev[3] else own_cpu_seconds
         self._prev = (now, busy, total, own_cpu_seconds)
         if self.persist is not None:
             # a hint, not state: temp + rename without fsync (a lost sample costs one

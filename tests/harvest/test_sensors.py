@@ -133,3 +133,26 @@ def test_sensor_file_absent_unknown_and_errors(tmp_path: Path) -> None:
             FileSource(f).read()
     with pytest.raises(InvalidInput):
         FileSource(tmp_path / "missing").read()
+
+
+def test_cpu_sampler_new_task_counter_restarts() -> None:
+    """A second task's CPU counter starts again from 0: it is still our own load."""
+    sampler = CpuSampler(min_interval=0.05)
+    p = _spinner(2.0)
+    try:
+        time.sleep(0.1)
+        proc = psutil.Process(p.pid)
+        t0 = proc.cpu_times()
+        sampler.sample(5.0)  # the previous task ended having used 5 s
+        w0 = time.monotonic()
+        time.sleep(0.8)
+        t1 = proc.cpu_times()
+        used = (t1.user + t1.system) - (t0.user + t0.system)
+        total, other = sampler.sample(used)  # the new task's counter: < 5 s
+        spin = 100 * used / (time.monotonic() - w0)
+    finally:
+        p.kill()
+        p.wait()
+    ncpu = psutil.cpu_count() or 1
+    assert spin > 5
+    assert other <= total - spin / ncpu * 0.8
