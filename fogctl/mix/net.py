@@ -116,8 +116,11 @@ def parse_descriptors(data: bytes) -> list[MixDescriptor]:
         if not line.strip():
             continue
         try:
-            rec = record_from_dict(json.loads(line))
-        except (ValueError, InvalidInput):
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                continue
+            rec = record_from_dict(obj)
+        except (ValueError, TypeError, InvalidInput):
             continue
         if isinstance(rec, MixDescriptor):
             out.append(rec)
