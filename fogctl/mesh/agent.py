@@ -109,6 +109,7 @@ class Agent:
         self.reassembler = Reassembler()
         self.peer_sv: dict[str, set[str]] = {}
         self.acked: set[str] = set()
+        self._pending_keep: dict[str, int] = {}
         self._load_router()
 
     # -- router state persistence ---------------------------------------------------
@@ -625,7 +626,7 @@ class Agent:
                     )
                 )
             if d.keep > 0 and d.keep != rec.copies:
-                self.store.set_copies(rec.id, d.keep)
+                self._pending_keep[rec.id] = d.keep  # applied once the peer has it
             yield rec.id, out.to_bytes(), d.keep <= 0
 
     @staticmethod
@@ -640,8 +641,11 @@ class Agent:
         except (KeyError, ProtocolError, OSError):
             return
         self._report(b, "forwarded", now)
+        keep = self._pending_keep.pop(bundle_id, None)
         if drop:
             self.store.remove(bundle_id, now=now)
+        elif keep is not None:
+            self.store.set_copies(bundle_id, keep)
 
     # -- listings ---------------------------------------------------------------------
     def peers(self) -> list[MeshPeerRecord]:
