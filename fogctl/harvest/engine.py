@@ -88,11 +88,30 @@ def sensor_source(state: State, policy: Policy, *, persist: bool = True) -> Sens
     return default_source(persist=path, metered=not policy.allow_metered)
 
 
+def running_task_cpu(state: State) -> float:
+    """CPU seconds of the WASM runners of tasks running now (our own load, not others')."""
+    queue.migrate(state)
+    rows = state.db.query("SELECT id FROM harvest_tasks WHERE state = 'running'")
+    if not rows:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    for row in rows:
+        try:
+            pid = int((state.root / "harvest" / "tasks" / row["id"] / "pid").read_text())
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except (OSError, ValueError, psutil.Error):
+            continue
+    return total
+
+
 def status(state: State, *, source: SensorSource | None = None) -> HarvestStatusRecord:
     """Eligibility now with every rule, power estimate and queue counts (changes nothing)."""
     policy = load_policy(state)
     src = source or sensor_source(state, policy)
-    readings = src.read()
+    readings = src.read(running_task_cpu(state))
     mem = queue.load_memory(state)
     now = time.time()
     d = decide(policy, readings, mem, now)

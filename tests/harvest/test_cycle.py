@@ -422,3 +422,17 @@ def test_wasi_job_sees_work_dir_inputs_and_outputs(
     assert state.blobs.get(task.output) == b"hello from the owner's idle CPU\n"
     out = task.progress["outputs"]["out.txt"]
     assert state.blobs.get(out) == b"hello from the owner's idle CPU\n"
+
+
+def test_status_counts_a_running_task_as_our_own_load(
+    state: State, sensors: Sensors, background: Any
+) -> None:
+    from fogctl.harvest.engine import running_task_cpu
+
+    assert running_task_cpu(state) == 0.0
+    (tid,) = queue.enqueue(state, [sum_job("own", 0, 10**12)])
+    cyc = background(lambda: run_cycle(State(state.root)))
+    wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
+    assert running_task_cpu(State(state.root)) > 0.3
+    sensors.update(idle=1)
+    cyc.result()
