@@ -189,3 +189,18 @@ def test_concurrent_senders_share_one_ratchet_without_losing_steps(tmp_path: Pat
     texts = sorted(c.read(m.id)[1] for m in c.inbox())
     assert len(texts) == 17 and c.drops.total() == 0
     assert texts[0] == b"first"
+
+
+def test_prophet_forwards_along_the_gradient_and_acks_clear_copies(tmp_path: Path) -> None:
+    a, b, c, d = (agent(tmp_path, n, "prophet") for n in "abcd")
+    contact(b, c, 1000)  # b has met c: P(b,c) = 0.5
+    a.send("dtn://c/", b"x", now=2000, encrypt=False)
+    assert contact(a, d, 3000) == 0  # d never met c: P(d,c) = 0, not better than a's
+    contact(a, b, 4000)
+    assert len(b.store.ids()) == 1 and len(a.store.ids()) == 1  # GRTR copies, a keeps one
+    contact(b, c, 5000)
+    assert len(c.inbox()) == 1 and b.store.ids() == []
+    contact(c, b, 6000)
+    contact(b, a, 7000)  # the delivery acknowledgement reaches a, which drops its copy
+    assert a.store.ids() == []
+    assert 0 < a.router.p["dtn://c/"] < b.router.p["dtn://c/"]  # type: ignore[attr-defined]
