@@ -156,13 +156,25 @@ def run_client(
     provider: str | None = None,
     poll: float = 0.5,
     stop: threading.Event | None = None,
+    directory_every: float = 60.0,
 ) -> MixStatsRecord:
-    """Run the client in the foreground until SIGTERM/SIGINT (or ``stop`` is set)."""
-    return asyncio.run(_run(state, params, provider, poll, stop or threading.Event()))
+    """Run the client in the foreground until SIGTERM/SIGINT (or ``stop`` is set).
+
+    Every ``directory_every`` seconds it re-fetches the directory from its provider,
+    so it follows key epochs and new nodes.
+    """
+    return asyncio.run(
+        _run(state, params, provider, poll, stop or threading.Event(), directory_every)
+    )
 
 
 async def _run(
-    state: State, params: Params, provider: str | None, poll: float, stop: threading.Event
+    state: State,
+    params: Params,
+    provider: str | None,
+    poll: float,
+    stop: threading.Event,
+    directory_every: float,
 ) -> MixStatsRecord:
     from fogctl.mix import sphinx
     from fogctl.mix.engine import _client, _db, _save_surbs, _store_received
@@ -228,6 +240,27 @@ async def _run(
             return {"counters": dict(c.core.counters)}
         raise InvalidInput(f"unknown op {op!r}")
 
+    async def refresh_directory() -> None:
+        """Follow key epochs and new nodes: re-fetch the provider's directory."""
+        from fogctl.mix.directory import Topology
+        from fogctl.mix.engine import _directory_path
+        from fogctl.mix.net import DirectoryStore, fetch_directory, split_hostport
+
+        host, port = split_hostport(c.provider.address)
+        try:
+            descs = await fetch_directory(host, port)
+        except ServiceUnavailable as exc:
+            log.warning("directory refresh failed: %s", exc)
+            return
+        now = time.time()
+        store = DirectoryStore(_directory_path(state))
+        store.add_many(c.topo.by_id.values(), now)
+        store.add_many(descs, now)
+        store.save()
+        topo = Topology(store.by_id.values(), now)
+        if topo.providers and topo.depth >= c.core.params.hops:
+            c.topo = c.core.topology = topo
+
     server = await asyncio.start_unix_server(handle, path=str(path))
     os.chmod(path, 0o600)
     loop = asyncio.get_running_loop()
@@ -237,6 +270,7 @@ async def _run(
     log.info("mix client %s via provider %s", c.core.address, c.provider.id[:12])
     next_pull = 0.0
     next_save = time.time() + 5
+    next_directory = time.time() + directory_every
     try:
         while not stop.is_set():
             before = len(svc.events)
@@ -263,6 +297,9 @@ async def _run(
             if time.time() >= next_save:
                 _save_surbs(state, c.core.surbs, [])
                 next_save = time.time() + 5
+            if time.time() >= next_directory:
+                next_directory = time.time() + directory_every
+                await refresh_directory()
             t = c.core.get_timer()
             wake = min(x for x in (t, next_pull) if x is not None)
             await asyncio.sleep(max(0.0, min(0.05, wake - time.time())))

@@ -156,7 +156,9 @@ def test_client_daemons_keep_cover_running_and_carry_send_recv_reply(
 
         def run(home: Path = home, name: str = name) -> None:
             # its own State: SQLite connections stay in the thread that made them
-            results[name] = daemon.run_client(State(home), params, poll=0.05, stop=stops[name])
+            results[name] = daemon.run_client(
+                State(home), params, poll=0.05, stop=stops[name], directory_every=0.5
+            )
 
         t = threading.Thread(target=run)
         t.start()
