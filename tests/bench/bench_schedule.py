@@ -1,6 +1,7 @@
 """fogctl schedule benchmarks, each figure beside a reference measured in the same run.
 
-    python tests/bench/bench_schedule.py [--section latency|quality|sim|all] [--runs N]
+    python tests/bench/bench_schedule.py [--section latency|ablation|quality|sim|all]
+                                         [--runs N]
 
 Sections (targets from the schedule issue):
 
@@ -9,6 +10,8 @@ Sections (targets from the schedule issue):
   beside a plain pymoo NSGA-II with a capacity repair (population 50, 100
   generations) on the same instance; hypervolume of each front against the best
   heuristic's plan, in one normalised space per instance.
+* ablation: NSGA-III vs NSGA-II at five objectives, with and without the heuristic
+  seeds, by hypervolume.
 * quality: gaps of the front to exact optima (HiGHS MILP for latency, trust, cost,
   price and weighted sums; enumeration for balance) on small instances, at the
   default time budget and at 1.5 s (target: within 5%).
@@ -188,6 +191,36 @@ def bench_latency(runs: int) -> None:
         )
 
 
+def bench_ablation() -> None:
+    """NSGA-III vs NSGA-II at five objectives, and what seeding with the heuristics
+    adds: hypervolume of each front in one space normalised over all of them."""
+    from fogctl.schedule.optimize import auto_settings, optimize
+
+    print("\n== ablation on 100x20 (full): same time budget, 3 seeds each, median HV")
+    _, _, inst = instance(100, 20, seed=100)
+    heur = _complete(inst, {h: run_heuristic(inst, h) for h in SEEDS})
+    seeds = list(heur.values())
+    fronts: dict[str, list[np.ndarray]] = {}
+    for label, algo, use_seeds in (
+        ("nsga3 + seeds (default)", "nsga3", True),
+        ("nsga2 + seeds", "nsga2", True),
+        ("nsga3, random start", "nsga3", False),
+        ("nsga2, random start", "nsga2", False),
+    ):
+        for seed in range(3):
+            st = auto_settings(inst, algo, seed=seed)
+            res = optimize(inst, seeds if use_seeds else [], st)
+            fronts.setdefault(label, []).append(res.F)
+    F_h = inst.evaluate(np.stack(seeds))[0]
+    everything = np.concatenate([F_h, *[f for fs in fronts.values() for f in fs]])
+    best_h = max(hypervolume_ratio(p[None, :], everything)[0] for p in F_h)
+    print(f"{'variant':>26} {'HV median':>10} {'vs best heuristic':>18}")
+    for label, fs in fronts.items():
+        hv = statistics.median(hypervolume_ratio(f, everything)[0] for f in fs)
+        print(f"{label:>26} {hv:>10.4f} {hv / best_h:>17.1f}x")
+    print(f"{'best single heuristic':>26} {best_h:>10.4f}")
+
+
 def bench_quality() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "schedule"))
     from fogctl.schedule.instance import OBJECTIVES
@@ -280,7 +313,9 @@ def bench_sim() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--section", default="all", choices=["latency", "quality", "sim", "all"])
+    parser.add_argument(
+        "--section", default="all", choices=["latency", "ablation", "quality", "sim", "all"]
+    )
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     print(
@@ -289,6 +324,8 @@ def main() -> int:
     )
     if args.section in ("latency", "all"):
         bench_latency(args.runs)
+    if args.section in ("ablation", "all"):
+        bench_ablation()
     if args.section in ("quality", "all"):
         bench_quality()
     if args.section in ("sim", "all"):
