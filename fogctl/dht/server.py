@@ -192,8 +192,8 @@ class FogServer(Server):  # type: ignore[misc]
         """One lookup for a random id in each bucket's range (all buckets, not just lonely)."""
         ids = []
         buckets = list(self.protocol.router.buckets)
-        if len(buckets) > 6:  # bound the join cost: the six widest ranges
-            buckets = sorted(buckets, key=lambda b: b.range[1] - b.range[0])[-6:]
+        if len(buckets) > 2:  # bound the join cost: the two widest ranges
+            buckets = sorted(buckets, key=lambda b: b.range[1] - b.range[0])[-2:]
         for bucket in buckets:
             lo, hi = bucket.range
             span = max(0, min(hi, 2**160 - 1) - lo)
