@@ -162,7 +162,7 @@ def serve(
     Packets arrive on UDP; clients, directory requests and stats use TCP on the same
     port. Keys rotate every --epoch with an --overlap window; replay filters persist
     under the state dir. Logs go to stderr; final counters are printed as a
-    mix_stats record on exit.
+    mix_stats record on exit. examples/mix-node.service is a systemd unit for it.
     """
     import logging
 
@@ -270,6 +270,10 @@ def send(
     recipient's ack arrives, cover streams keep running, and a lost packet is resent
     over a different path. A packet carries 1,085 bytes of message; longer messages
     travel as up to 64 packets (69,440 bytes), each acknowledged and resent alone.
+
+    Without a running `fogctl mix client`, cover traffic starts when you send, which
+    an observer can see; run the client to keep the streams going all the time (send
+    then hands the message to it).
     """
     from fogctl.mix.engine import read_input
     from fogctl.mix.engine import send as run
