@@ -149,3 +149,64 @@ def tor_home(short_tmp: Path, testnet: Any) -> Iterator[Path]:
 def in_tor_home(tor_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FOGCTL_HOME", str(tor_home))
     return tor_home
+
+
+@dataclass
+class OrphanedTor:
+    pid: int
+    log: Path
+    was_running: bool  # alive just after its owner was killed (so the check means something)
+
+
+@pytest.fixture(scope="session")
+def orphaned_tor(short_tmp: Path) -> Iterator[OrphanedTor]:
+    """A tor whose owning process (``__OwningControllerProcess``) was SIGKILLed at once.
+
+    tor polls its owner every ~15 s; the test that checks it exited runs last, so the
+    wait overlaps the rest of the session instead of adding to it.
+    """
+    import subprocess
+    import sys
+
+    from fogctl.errors import ServiceUnavailable
+    from fogctl.tor.binary import find_tor
+
+    try:
+        tor = find_tor()
+    except ServiceUnavailable:
+        need_binary("tor")
+    work = short_tmp / "orphan"
+    work.mkdir(mode=0o700)
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from fogctl.tor import proc\n"
+        "d = Path(sys.argv[1])\n"
+        "(d / 'torrc').write_text(proc.render_torrc([('DataDirectory', str(d / 'data')),"
+        " ('DisableNetwork', '1'), ('SocksPort', '0'),"
+        " ('__OwningControllerProcess', str(os.getpid()))]))\n"
+        "print(proc.launch(sys.argv[2], d / 'torrc', d / 'tor.log').pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(work), tor],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert owner.stdout is not None
+    pid = int(owner.stdout.readline())
+    from fogctl.tor import proc
+
+    poll(
+        lambda: (
+            "Opened" in proc.tail(work / "tor.log", 20)
+            or "Bootstrapped" in proc.tail(work / "tor.log", 20)
+        ),
+        timeout=20,
+        what="the orphan tor to start",
+    )
+    owner.kill()
+    owner.wait()
+    yield OrphanedTor(pid, work / "tor.log", proc.pid_alive(pid))
+    proc.stop_pids([pid], timeout=1)

@@ -129,3 +129,8 @@ def test_via_parsing() -> None:
         assert resolve_via("tor") == ("127.0.0.1", 9150)
     finally:
         del os.environ["FOGCTL_TOR_SOCKS"]
+
+
+def test_owned_tor_started(orphaned_tor: Any) -> None:
+    """Starts the orphan early; test_zz_owner.py (run last) checks that it exited."""
+    assert orphaned_tor.was_running
