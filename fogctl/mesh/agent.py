@@ -110,7 +110,28 @@ class Agent:
         self.peer_sv: dict[str, set[str]] = {}
         self.acked: set[str] = set()
         self._pending_keep: dict[str, int] = {}
+        self._drops_saved: dict[str, int] = {}
         self._load_router()
+
+    # -- drop counters ----------------------------------------------------------------
+    def record_drops(self) -> None:
+        """Add this process's drop counts to the persistent totals (kv ``drops``)."""
+        new = dict(self.drops)
+        delta = {k: v - self._drops_saved.get(k, 0) for k, v in new.items()}
+        with self.state.db.transaction() as conn:
+            row = conn.execute("SELECT value FROM mesh_kv WHERE key = 'drops'").fetchone()
+            total: dict[str, int] = dict(cbor2.loads(bytes(row[0]))) if row else {}
+            for k, v in delta.items():
+                total[k] = total.get(k, 0) + v
+            conn.execute(
+                "INSERT OR REPLACE INTO mesh_kv(key, value) VALUES ('drops', ?)",
+                (cbor2.dumps(total),),
+            )
+        self._drops_saved = new
+
+    def drop_totals(self) -> dict[str, int]:
+        raw = self.store.kv_get("drops")
+        return dict(cbor2.loads(raw)) if raw else {}
 
     # -- router state persistence ---------------------------------------------------
     def _load_router(self) -> None:

@@ -146,6 +146,7 @@ class MeshNode:
         self._tasks: set[asyncio.Task[None]] = set()
         self.bound: dict[str, tuple[str, int]] = {}
         self.transports: list[Transport] = list(transports or [])
+        self._drops_logged: dict[str, int] = {}
         for name in config.transports:
             self.transports.append(_load_transport(name))
 
@@ -199,6 +200,7 @@ class MeshNode:
                 self._udp.close()
             if mdns is not None:
                 await mdns.async_close()
+            self._report_drops()
             self.log("stopped")
 
     def _announce(self, cl: str, srv: asyncio.Server) -> None:
@@ -211,11 +213,20 @@ class MeshNode:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    def _report_drops(self) -> None:
+        """Log and persist the drop counters when they changed (kv ``drops``)."""
+        drops = dict(sorted(self.agent.drops.items()))
+        if drops != self._drops_logged:
+            self._drops_logged = drops
+            self.log("dropped so far: " + ", ".join(f"{k}={v}" for k, v in drops.items()))
+            self.agent.record_drops()
+
     def _tick(self) -> None:
         now = dtn_now()
         purged = self.agent.store.purge_expired(now)
         if purged:
             self.log(f"purged {len(purged)} expired bundle(s)")
+        self._report_drops()
         for link in list(self.links.values()):
             ka = link.sess.peer.keepalive if link.sess.peer else 0
             if ka and time.monotonic() - link.last_keepalive >= ka:

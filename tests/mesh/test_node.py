@@ -81,6 +81,14 @@ def test_mtcp_and_udp_delivery(tmp_path: Path, procs: list[Proc]) -> None:
     pd = Proc(d, "--tcpcl", "off", "--mtcp", "127.0.0.1:0", "--udp", "127.0.0.1:0")
     procs.append(pd)
     mport, uport = pd.port("mtcp"), pd.port("udp")
+    # garbage from the network is dropped and counted, never fatal
+    import socket
+
+    with socket.create_connection(("127.0.0.1", mport)) as s:
+        s.sendall(b"\x45\x9f\x00\x01\x02\xff")  # an MTCP frame holding a broken bundle
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.sendto(b"\x9f\x88not a bundle", ("127.0.0.1", uport))
+    pd.wait_for(r"dropped so far: cbor=2")
     for text in (b"over mtcp", b"over udp"):
         assert fog(a, "mesh", "send", "--to", "dtn://d/", "--plain", input=text).returncode == 0
     pa = Proc(a, "--tcpcl", "off", "--udp", "127.0.0.1:0", "--peer", f"mtcp://127.0.0.1:{mport}/d")
@@ -99,6 +107,12 @@ def test_mtcp_and_udp_delivery(tmp_path: Path, procs: list[Proc]) -> None:
     msgs = inbox(d)
     sizes = sorted(int(m["size"]) for m in msgs)  # type: ignore[call-overload]
     assert sizes == [8, 9, 1000]
+    assert pd.stop() == 0
+    st = State(d)
+    try:
+        assert api._agent(st).drop_totals() == {"cbor": 2}  # persisted across the stop
+    finally:
+        st.close()
 
 
 def test_mdns_discovery_on_loopback(tmp_path: Path, procs: list[Proc]) -> None:
