@@ -390,6 +390,7 @@ def stats(
     epilog=examples(
         "fogctl mix anonymity --senders 100 --rate 10 --mean-delay 0.05 --hops 5",
         "fogctl mix anonymity --senders 1   # the honest answer: a set of one",
+        "fogctl mix anonymity --node HOST:9000 --window 10   # what traffic there gives now",
     )
 )
 @output.with_output
@@ -404,12 +405,28 @@ def anonymity(
     ] = 0.05,
     hops: Annotated[int, typer.Option("--hops", min=1, max=5, help="Mix layers crossed.")] = 3,
     samples: Annotated[int, typer.Option("--samples", min=10, help="Messages simulated.")] = 300,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            metavar="HOST:PORT",
+            help="Measure the load at this running node instead of assuming --senders/--rate.",
+        ),
+    ] = None,
+    window: Annotated[
+        float, typer.Option("--window", min=0.1, help="Seconds to observe --node.")
+    ] = 5.0,
 ) -> None:
     """Estimate the sender anonymity a message gets at this load (entropy, bits).
 
     A simulation in the manner of the Loopix evaluation against a global passive
     observer; with little traffic it reports an anonymity set of one.
     """
+    if node is not None:
+        from fogctl.mix.engine import observed_anonymity
+
+        output.emit_one(observed_anonymity(current_state(), node, window=window, hops=hops))
+        return
     from fogctl.mix.anonymity import simulate_entropy
 
     output.emit_one(simulate_entropy(senders, rate, mean_delay, hops, samples=samples))

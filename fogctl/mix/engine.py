@@ -38,6 +38,7 @@ from fogctl.mix.node import (
     SurbRecord,
 )
 from fogctl.mix.records import (
+    AnonymityRecord,
     MixDescriptor,
     MixHopRecord,
     MixMessageRecord,
@@ -643,3 +644,39 @@ def read_input(path: str) -> bytes:
 def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
+
+
+def observed_anonymity(
+    state: State, node: str, *, window: float = 5.0, hops: int | None = None
+) -> AnonymityRecord:
+    """The anonymity the traffic through ``node`` actually affords now.
+
+    Counts the packets ``node`` receives over ``window`` seconds, turns that into a
+    number of clients sending at the configured rates (lambda_p + lambda_l +
+    lambda_d), and simulates the sender entropy at that load and the configured
+    delay (see :mod:`fogctl.mix.anonymity`). Few packets means a small set, and the
+    record says so.
+    """
+    import dataclasses
+
+    from fogctl.mix.anonymity import simulate_entropy
+
+    if window <= 0:
+        raise InvalidInput("--window must be positive")
+    params = params_from_config(state, hops=hops)
+    first = node_stats(node).counters.get("received", 0)
+    time.sleep(window)
+    second = node_stats(node).counters.get("received", 0)
+    rate = max(0.0, (second - first) / window)
+    per_client = params.lambda_p + params.lambda_l + params.lambda_d
+    if per_client <= 0:
+        raise InvalidInput("cover rates are all 0: every packet is real, nothing hides it")
+    senders = max(1, round(rate / per_client))
+    rec = simulate_entropy(
+        senders, per_client, max(params.mean_delay, 1e-4), params.hops, samples=200
+    )
+    note = (
+        f"observed {rate:.1f} packets/s at {node}, about {senders} client(s) at "
+        f"{per_client:g}/s each; {rec.note}"
+    )
+    return dataclasses.replace(rec, note=note)

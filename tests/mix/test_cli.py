@@ -183,6 +183,8 @@ def test_client_daemons_keep_cover_running_and_carry_send_recv_reply(
         assert sent2.packets == 3
         [m2] = engine.recv(bob, wait=10)
         assert m2.data == big.decode() and m2.id == sent2.id
+        seen = engine.observed_anonymity(alice, entry, window=0.5)
+        assert "packets/s at" in seen.note and seen.senders >= 1  # two clients' cover
         counters = daemon.call(alice, {"op": "stats"})["counters"]
         assert counters["payload_cover_out"] > 0 and counters["loop_cover_out"] > 0
         assert counters["real_out"] >= 4 and counters["acked"] == 2
