@@ -348,8 +348,16 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
         span_now = np.where(span_now > 1e-12, span_now, 1.0)
         directions: list[dict[str, float]] = [{o: 1.0} for o in lin]
         if len(lin) > 1:
+            # supported points between each pair of objectives (each scaled by its best
+            # value on the front), the all-equal direction, and a few random ones
+            best = np.abs(arch_F.min(axis=0))
+            scale = {o: 1.0 / max(float(best[OBJECTIVES.index(o)]), 1e-12) for o in lin}
+            for a in range(len(lin)):
+                for b in range(a + 1, len(lin)):
+                    directions.append({lin[a]: scale[lin[a]], lin[b]: scale[lin[b]]})
+            directions.append(scale)
             directions.append({o: 1.0 / span_now[OBJECTIVES.index(o)] for o in lin})
-            for _ in range(6):  # random directions through the front's interior
+            for _ in range(3):
                 w = rng.dirichlet(np.ones(len(lin)))
                 directions.append(
                     {o: w[k] / span_now[OBJECTIVES.index(o)] for k, o in enumerate(lin)}
