@@ -233,6 +233,16 @@ def bundles() -> None:
     output.emit(engine(current_state()))
 
 
+@app.command(epilog=examples("fogctl mesh status", "fogctl mesh status --json | jq .drops"))
+@output.with_output
+def status(name: NameOpt = None) -> None:
+    """Summarise this node: name, router, store use and quota, inbox, peers, keys, and
+    how many bundles were dropped (by reason) since the state dir was made."""
+    from fogctl.mesh.api import status as engine
+
+    output.emit_one(engine(current_state(), name=name))
+
+
 @keys_app.command(
     "publish",
     epilog=examples(

@@ -17,6 +17,7 @@ from fogctl.mesh.records import (
     MeshPeerRecord,
     MeshSentRecord,
     MeshSimRecord,
+    MeshStatusRecord,
 )
 from fogctl.records import iter_json_lines
 from fogctl.state import State
@@ -32,6 +33,7 @@ __all__ = [
     "send",
     "serve",
     "simulate",
+    "status",
 ]
 
 
@@ -190,3 +192,26 @@ def simulate(
     if plot is not None:
         plot_results(recs, plot)
     return recs
+
+
+def status(state: State, *, name: str | None = None) -> MeshStatusRecord:
+    """A summary of this node's mesh state (changes nothing)."""
+    from fogctl.mesh.ratchet import PrekeyBundle
+
+    a = _agent(state, name)
+    msgs = a.inbox()
+    keys = a.store.kv_get("prekeys")
+    known = a.keys()
+    return MeshStatusRecord(
+        node=str(a.me),
+        router=a.router_name,
+        bundles=len(a.store.ids()),
+        store_bytes=a.store.usage(),
+        store_quota=a.store.quota,
+        inbox=len(msgs),
+        unread=sum(not m.read for m in msgs),
+        peers=len(a.peers()),
+        trusted_keys=sum(k.trusted for k in known),
+        fingerprint=PrekeyBundle.from_bytes(keys).fingerprint if keys else None,
+        drops=a.drop_totals(),
+    )

@@ -6,6 +6,7 @@ from fogctl.records import Record, record
 
 __all__ = [
     "BundleRecord",
+    "MeshStatusRecord",
     "MeshKeyRecord",
     "MeshMessageRecord",
     "MeshPeerRecord",
@@ -99,3 +100,20 @@ class MeshSimRecord(Record):
     dropped: int
     buffer: int | None
     seed: int
+
+
+@record("mesh-status")
+class MeshStatusRecord(Record):
+    """This node's mesh state: name, router, store use, inbox, peers, drop totals."""
+
+    node: str
+    router: str
+    bundles: int
+    store_bytes: int
+    store_quota: int
+    inbox: int
+    unread: int
+    peers: int
+    trusted_keys: int
+    fingerprint: str | None
+    drops: dict[str, int]

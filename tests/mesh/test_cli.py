@@ -77,3 +77,14 @@ def test_trace_example_runs(cli: Any) -> None:
     )
     assert res.code == 0, res.stderr
     assert {r["nodes"] for r in res.records()} == {4}
+
+
+def test_status_summarises_the_node(cli: Any) -> None:
+    cli("init")
+    cli("mesh", "send", "--to", "dtn://far/", "--plain", "--name", "near", input="x")
+    res = cli("mesh", "status", "--name", "near", "--json")
+    assert res.code == 0, res.stderr
+    rec = res.record()
+    assert rec["kind"] == "mesh-status" and rec["node"] == "dtn://near/"
+    assert rec["bundles"] == 1 and 0 < rec["store_bytes"] <= rec["store_quota"]
+    assert rec["drops"] == {} and rec["inbox"] == 0
