@@ -6,12 +6,12 @@ from fogctl.records import Record, record
 
 __all__ = [
     "BundleRecord",
-    "MeshStatusRecord",
     "MeshKeyRecord",
     "MeshMessageRecord",
     "MeshPeerRecord",
     "MeshSentRecord",
     "MeshSimRecord",
+    "MeshStatusRecord",
 ]
 
 
