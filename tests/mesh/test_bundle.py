@@ -29,7 +29,7 @@ from fogctl.mesh.bundle import (
     new_bundle,
     parse_status_report,
 )
-from fogctl.mesh.crc import crc16_x25, crc32c
+from fogctl.mesh.crc import crc16_x25, crc16_x25_python, crc32c, crc32c_python
 from fogctl.mesh.errors import DropCounter, ProtocolError
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -84,8 +84,15 @@ def test_rfc9173_a2_payload_decrypts_with_the_published_key() -> None:
 
 
 def test_crc_check_values() -> None:
-    assert crc16_x25(b"123456789") == 0x906E
-    assert crc32c(b"123456789") == 0xE3069283
+    assert crc16_x25(b"123456789") == crc16_x25_python(b"123456789") == 0x906E
+    assert crc32c(b"123456789") == crc32c_python(b"123456789") == 0xE3069283
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_fast_crcs_match_the_table_driven_reference(data: bytes) -> None:
+    assert crc16_x25(data) == crc16_x25_python(data)
+    assert crc32c(data) == crc32c_python(data)
 
 
 @pytest.mark.parametrize("crc", [CRC_16, CRC_32C])
