@@ -2,7 +2,8 @@
 
 * **Encoding**: one integer gene per job, the index of its node.
 * **Initial population**: the heuristics' solutions (so the front never loses to
-  them), then random eligible assignments, all repaired.
+  them), then random eligible assignments (for big problems: seeds with a tenth of
+  their jobs moved at random), all repaired.
 * **Variation**: two-point crossover on short segments; a mutation that moves a
   few jobs, half the time to a random eligible node and otherwise to one of the three
   best nodes for a random objective, or swaps two jobs' nodes; then the repair
@@ -258,7 +259,14 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
     pop = settings.pop_size
     init = [np.asarray(s, dtype=np.int64) for s in seeds]
     if len(init) < pop:
-        init.extend(inst.random_rows(rng, pop - len(init)))
+        fresh = inst.random_rows(rng, pop - len(init))
+        if init and inst.J * inst.N > 20_000:
+            # big problems: random plans cost a full repair each; start instead from
+            # the seeds with a tenth of their jobs moved at random
+            base = np.stack(init)[rng.integers(len(init), size=len(fresh))]
+            unmoved = rng.random(fresh.shape) >= 0.1
+            fresh = np.where(unmoved, base, fresh)
+        init.extend(fresh)
     X0 = repairer.repair(np.stack(init))
     X0 = X0[_unique_rows(X0)]
     while len(X0) < pop:  # duplicates removed: top up with fresh random rows
