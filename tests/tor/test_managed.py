@@ -144,6 +144,16 @@ def test_persistent_onion_survives_restart(
     assert "restored 1 persistent" in res.stderr
     listed = {r["address"]: r for r in run(cli, "tor", "onion", "ls", "--json").records()}
     assert listed[rec["address"]]["active"] and listed[rec["address"]]["persistent"]
+    # The client still caches the old instance's descriptor, and tor will not ask the
+    # same HSDir again for 15 minutes; NEWNYM purges that client state (what a user of
+    # a restarted service does with 'fogctl tor newnym' on the client side).
+    from fogctl.tor.control import open_controller
+
+    client = open_controller(("127.0.0.1", testnet.client.control_port))
+    try:
+        client.signal("NEWNYM")
+    finally:
+        client.close()
     assert fetch_onion(testnet, rec["address"], 8080) == http_server.body
     _check_no_key_material(key_file, in_tor_home)
 
