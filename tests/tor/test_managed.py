@@ -228,3 +228,43 @@ def test_killed_tor_is_detected_and_up_recovers(in_tor_home: Path, cli: Any) -> 
     rec = res.record()
     assert rec["state"] == "running" and rec["pid"] != pid
     assert json.loads((in_tor_home / "tor" / "daemon.json").read_text())["pid"] == rec["pid"]
+
+
+def test_attach_with_the_right_password(
+    cli: Any, testnet: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tor that also accepts a control password: the right one attaches, a wrong one is 4."""
+    import subprocess
+
+    from fogctl.tor.binary import find_tor
+    from fogctl.tor.control import open_controller
+
+    hashed = (
+        subprocess.run(
+            [find_tor(), "--quiet", "--hash-password", "s3cret-pass"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert hashed.startswith("16:")
+    ctl = open_controller(("127.0.0.1", testnet.client.control_port))
+    try:
+        ctl.set_conf("HashedControlPassword", hashed)
+        monkeypatch.setenv("FOGCTL_HOME", str(tmp_path / "pw"))
+        port = str(testnet.client.control_port)
+        res = run(cli, "tor", "up", "--attach", port, "--password", "wrong", "--json")
+        assert res.code == 4, res.stderr
+        monkeypatch.setenv("FOGCTL_TOR_PASSWORD", "s3cret-pass")
+        res = run(cli, "tor", "up", "--attach", port, "--json")
+        assert res.code == 0, res.stderr
+        assert res.record()["managed"] is False
+        res = run(cli, "tor", "circuits", "--json")  # later commands reuse the password
+        assert res.code == 0 and res.records()
+        assert all("s3cret-pass" not in text for text in SEEN)
+    finally:
+        ctl.reset_conf("HashedControlPassword")
+        ctl.close()
