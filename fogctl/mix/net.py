@@ -57,6 +57,7 @@ _FRAME = struct.Struct(">BI")
 MAX_FRAME = 32 * 1024 * 1024
 PULL_SKEW = 300.0
 RCVBUF = 4 * 1024 * 1024
+STOP_TIMEOUT = 5.0
 _ENTRY = 16 + sphinx.PAYLOAD_SIZE
 
 
@@ -323,7 +324,10 @@ class NodeService:
         if self._task:
             self._task.cancel()
             handlers.append(self._task)
-        await asyncio.gather(*handlers, return_exceptions=True)
+        if handlers:
+            _, stuck = await asyncio.wait(handlers, timeout=STOP_TIMEOUT)
+            for t in stuck:  # never hang a shutdown on one connection
+                log.warning("mix node: task %s did not stop in %ss", t.get_name(), STOP_TIMEOUT)
         if self._udp:
             self._udp.close()
 
@@ -332,7 +336,9 @@ class NodeService:
         self._wake.set()
 
     async def _ticker(self) -> None:
-        while True:
+        # Checks _closing too: on Python 3.11 wait_for() can swallow a cancellation
+        # that arrives as the wake event fires (fixed in 3.12), and stop must not hang.
+        while not self._closing:
             now = self.clock()
             self.core.handle_timer(now)
             for dest, pkt in self.core.datagrams_to_send(now):
