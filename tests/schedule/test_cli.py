@@ -69,6 +69,11 @@ def test_reads_nodes_from_stdin_as_positional_dash(cli: Any) -> None:
     res = cli("schedule", NODES, "--jobs", BATCH, "--json", *FAST)
     assert res.code == 0, res.stderr
     check_plan(res.records(), BATCH_JOBS)
+    # the JSON Lines copy of the batch, as `fogctl submit --help` cites it
+    jsonl = str(EXAMPLES / "batch.jsonl")
+    res = cli("schedule", "--jobs", jsonl, NODES, "--json", *FAST)
+    assert res.code == 0, res.stderr
+    check_plan(res.records(), BATCH_JOBS)
 
 
 def test_subcommands_are_not_taken_for_nodes(cli: Any) -> None:
