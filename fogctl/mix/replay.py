@@ -8,11 +8,13 @@ of one key epoch plus the overlap window, 24 h + 1 h = 25 h, at 2,000 packets/s:
     m = -n ln p / (ln 2)^2         = 4.31e9 bits = 539 MB (a sparse file)
     k = (m / n) ln 2               = 17 hash functions
 
-Both are configurable (``mix.replay_capacity``, ``mix.replay_fpr``). The file is
-memory-mapped, so a restart keeps every tag flushed before it: the node flushes every
-few seconds and on a clean stop, so a crash forgets at most that interval.
+Both are configurable (``fogctl mix serve --replay-capacity``; the false-positive
+rate through :class:`ReplayGuard`). The file is memory-mapped, so a restart keeps
+every tag written to it; ``serve`` flushes it at every directory sync (``--sync``, 30 s) and on a clean
+stop, and the kernel writes dirty pages back on its own, so a crash of the process
+loses nothing and a crash of the machine at most the last interval.
 
-A full filter never crashes the node and never silently degrades: when ``count``
+A full filter never crashes the node and never degrades silently: when ``count``
 reaches ``capacity`` the guard starts a fresh generation and keeps the full one for
 look-ups only (two generations per epoch at most; when a third would be needed the
 oldest is dropped and ``dropped_generations`` counts it). Each key epoch has its own
