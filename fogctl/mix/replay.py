@@ -10,9 +10,10 @@ of one key epoch plus the overlap window, 24 h + 1 h = 25 h, at 2,000 packets/s:
 
 Both are configurable (``fogctl mix serve --replay-capacity``; the false-positive
 rate through :class:`ReplayGuard`). The file is memory-mapped, so a restart keeps
-every tag written to it; ``serve`` flushes it at every directory sync (``--sync``, 30 s) and on a clean
-stop, and the kernel writes dirty pages back on its own, so a crash of the process
-loses nothing and a crash of the machine at most the last interval.
+every tag written to it; ``serve`` flushes it at every directory sync (``--sync``,
+30 s) and on a clean stop, and the kernel writes dirty pages back on its own, so a
+crash of the process loses nothing and a crash of the machine at most the last
+interval.
 
 A full filter never crashes the node and never degrades silently: when ``count``
 reaches ``capacity`` the guard starts a fresh generation and keeps the full one for
