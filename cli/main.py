@@ -48,12 +48,12 @@ def _build_app() -> Any:
     from typer import _click as click  # typer vendors click since 0.26
     from typer.core import TyperGroup
 
-    from fogctl import plugins as plugin_registry
-
     class FogGroup(TyperGroup):
         """Built-ins first, then entry-point commands, then ``fogctl-NAME`` executables."""
 
         def list_commands(self, ctx: click.Context) -> list[str]:
+            from fogctl import plugins as plugin_registry  # entry points: only when listing
+
             names = available_builtins()
             extra = [ep.name for ep in plugin_registry.group_entry_points("fogctl.commands")]
             names += sorted(n for n in extra if n not in BUILTINS)
@@ -71,6 +71,8 @@ def _build_app() -> Any:
             found = super().get_command(ctx, cmd_name)
             if found is not None:
                 return found
+            from fogctl import plugins as plugin_registry
+
             try:
                 target = plugin_registry.load_entry_point("fogctl.commands", cmd_name)
             except KeyError:
@@ -87,6 +89,8 @@ def _build_app() -> Any:
             return None
 
     def _external_command(name: str, exe: Any) -> Any:
+        from fogctl import plugins as plugin_registry
+
         ext = typer.Typer(add_completion=False, rich_markup_mode=None)
 
         @ext.command(
