@@ -34,12 +34,8 @@ class PubSub:
 
     def __init__(self, server: FogServer, *, heartbeat: float = 1.0, advertise: str = "") -> None:
         self.server = server
-        self.router = GossipRouter(
-            server.public_key,
-            server.identity.sign,
-            verify,
-            random.Random(os.urandom(16)),
-        )
+        self.rng = random.Random(os.urandom(16))
+        self.router = GossipRouter(server.public_key, server.identity.sign, verify, self.rng)
         self.interval = heartbeat
         self.advertise = advertise
         self.queues: dict[str, set[asyncio.Queue[Message]]] = {}
@@ -89,15 +85,22 @@ class PubSub:
     async def join(self, topic: str) -> None:
         """Find the topic's members in the DHT, verify and greet them."""
         found = await self.server.get_envelopes(topic_key(topic))
-        addrs = []
+        proto = self.server.protocol
+        unknown = []
         for env in found:
+            nid = env.signer_id
             if env.signer == self.server.public_key:
                 continue
+            if nid in proto.verified:
+                self.router.add_peer(nid)  # already proved its key: no ping needed
+                continue
             try:
-                addrs.append(parse_hostport(env.value.decode("ascii")))
+                unknown.append(parse_hostport(env.value.decode("ascii")))
             except (UnicodeDecodeError, InvalidInput):
                 continue
-        answers = await asyncio.gather(*(self.server.protocol.ping_addr(a) for a in addrs[:64]))
+        # a few new members suffice to join the mesh; the rest come through gossip
+        self.rng.shuffle(unknown)
+        answers = await asyncio.gather(*(proto.ping_addr(a) for a in unknown[:8]))
         for got in answers:
             if got is not None:
                 self.router.add_peer(got[0])
