@@ -15,8 +15,11 @@ op    name        body -> answer
 ====  ==========  ==========================================================
 
 PULL proves key ownership: ``tag = HMAC-SHA256(X25519(client key, provider epoch key),
-"fogctl-mix-pull" || time)``, within 5 minutes of the provider's clock. Entries are
-``count (4) | (identifier (16) | payload (2048))*``.
+"fogctl-mix-pull" || time)``, within 5 minutes of the provider's clock. The answer is
+always :data:`PULL_BATCH` slots ``(real (1) | identifier (16) | payload (2048))``
+after a ``more`` byte, padded with empty slots and sealed with ChaCha20-Poly1305
+under a key derived from the same shared secret: its size never depends on what
+waits, and a link observer cannot tell loop cover from messages.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import struct
 import time
@@ -35,7 +39,7 @@ from fogctl.errors import InvalidInput, OperationFailed, Refused, ServiceUnavail
 from fogctl.mix import sphinx
 from fogctl.mix.directory import Topology, verify_descriptor
 from fogctl.mix.node import MixClient, MixNode
-from fogctl.mix.primitives import ct_equal, hmac_sha256, x25519
+from fogctl.mix.primitives import ct_equal, hkdf_sha256, hmac_sha256, x25519
 from fogctl.mix.records import MixDescriptor
 
 __all__ = [
@@ -58,7 +62,10 @@ MAX_FRAME = 32 * 1024 * 1024
 PULL_SKEW = 300.0
 RCVBUF = 4 * 1024 * 1024
 STOP_TIMEOUT = 5.0
-_ENTRY = 16 + sphinx.PAYLOAD_SIZE
+_SLOT = 1 + 16 + sphinx.PAYLOAD_SIZE
+#: Entries per PULL answer; the answer is always this many slots, padded and sealed.
+PULL_BATCH = 8
+PULL_ANSWER_SIZE = 12 + 1 + PULL_BATCH * _SLOT + 16
 
 
 def split_hostport(text: str) -> tuple[str, int]:
@@ -215,23 +222,58 @@ def pull_request(secret: bytes, client_public: bytes, provider_key: bytes, now: 
     return client_public + struct.pack(">d", now) + tag
 
 
-def parse_entries(data: bytes) -> list[tuple[bytes, bytes]]:
-    if len(data) < 4:
-        raise OperationFailed("bad PULL answer")
-    (n,) = struct.unpack_from(">I", data)
-    if len(data) != 4 + n * _ENTRY:
+def _answer_key(shared: bytes, request_body: bytes) -> bytes:
+    return hkdf_sha256(shared, 32, salt=b"fogctl-mix-pull-v1", info=request_body[32:])
+
+
+def seal_entries(
+    shared: bytes, request_body: bytes, entries: list[tuple[bytes, bytes]], more: bool
+) -> bytes:
+    """The PULL answer: always PULL_BATCH slots, padded, AEAD-sealed to the client.
+
+    A link observer sees the same size whatever waits (none, loops, real messages),
+    and cannot tell loop-cover payloads from sealed messages.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    if len(entries) > PULL_BATCH:
+        raise ValueError("too many entries for one answer")
+    slots = [b"\x01" + i + p for i, p in entries]
+    slots += [bytes(_SLOT)] * (PULL_BATCH - len(entries))
+    nonce = os.urandom(12)
+    plain = bytes([int(more)]) + b"".join(slots)
+    return nonce + ChaCha20Poly1305(_answer_key(shared, request_body)).encrypt(nonce, plain, None)
+
+
+def open_entries(
+    answer: bytes, shared: bytes, request_body: bytes
+) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """(entries, more) from a PULL answer; OperationFailed if it does not authenticate."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    if len(answer) != PULL_ANSWER_SIZE:
         raise OperationFailed("bad PULL answer length")
-    return [
-        (data[4 + i * _ENTRY : 20 + i * _ENTRY], data[20 + i * _ENTRY : 4 + (i + 1) * _ENTRY])
-        for i in range(n)
-    ]
+    try:
+        plain = ChaCha20Poly1305(_answer_key(shared, request_body)).decrypt(
+            answer[:12], answer[12:], None
+        )
+    except InvalidTag:
+        raise OperationFailed("PULL answer does not authenticate") from None
+    entries = []
+    for k in range(PULL_BATCH):
+        slot = plain[1 + k * _SLOT : 1 + (k + 1) * _SLOT]
+        if slot[0] == 1:
+            entries.append((slot[1:17], slot[17:]))
+    return entries, plain[0] == 1
 
 
 async def pull(
     host: str, port: int, secret: bytes, client_public: bytes, provider_key: bytes
 ) -> list[tuple[bytes, bytes]]:
     body = pull_request(secret, client_public, provider_key, time.time())
-    return parse_entries(await request(host, port, OP_PULL, body))
+    shared = x25519(secret, provider_key)
+    return open_entries(await request(host, port, OP_PULL, body), shared, body)[0]
 
 
 # -- node service --------------------------------------------------------------------
@@ -423,9 +465,11 @@ class NodeService:
             if ct_equal(pull_tag(shared, ts), tag):
                 from fogctl.mix.node import client_address_bytes
 
-                entries = self.core.pull(client_address_bytes(pub))
+                address = client_address_bytes(pub)
+                entries = self.core.pull(address, PULL_BATCH)
                 self.core.counters["pulled"] += len(entries)
-                return struct.pack(">I", len(entries)) + b"".join(i + p for i, p in entries)
+                more = bool(self.core.inbox.get(address))
+                return seal_entries(shared, body, entries, more)
         self.core.counters["pull_refused"] += 1
         raise Refused("PULL authentication failed")
 
@@ -460,11 +504,22 @@ class ClientService:
         body = pull_request(
             self._secret, self.core.address.public_key, bytes.fromhex(self.provider.public_key), now
         )
-        entries = parse_entries(await self._conn.call(OP_PULL, body))
-        self.entries_seen += len(entries)
+        shared = x25519(self._secret, bytes.fromhex(self.provider.public_key))
         new: list[object] = []
-        for ident, payload in entries:
-            new += self.core.receive(ident, payload, self.clock())
+        for _ in range(64):  # bounded: at most 64 batches per pull
+            answer = await self._conn.call(OP_PULL, body)
+            entries, more = open_entries(answer, shared, body)
+            self.entries_seen += len(entries)
+            for ident, payload in entries:
+                new += self.core.receive(ident, payload, self.clock())
+            if not more:
+                break
+            body = pull_request(
+                self._secret,
+                self.core.address.public_key,
+                bytes.fromhex(self.provider.public_key),
+                self.clock(),
+            )
         self.events += new
         return new
 

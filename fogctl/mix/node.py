@@ -278,10 +278,17 @@ class MixNode:
         box.append((res.identifier, res.payload))
         self.counters["stored"] += 1
 
-    def pull(self, client: bytes) -> list[tuple[bytes, bytes]]:
-        """Messages waiting for ``client`` (20-byte address); they leave the inbox."""
-        box = self.inbox.pop(client, None)
-        return list(box) if box else []
+    def pull(self, client: bytes, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` messages waiting for ``client`` (20-byte address), oldest first;
+        they leave the inbox."""
+        box = self.inbox.get(client)
+        if not box:
+            return []
+        n = len(box) if limit is None else min(limit, len(box))
+        out = [box.popleft() for _ in range(n)]
+        if not box:
+            del self.inbox[client]
+        return out
 
     # -- timers and output ---------------------------------------------------------------
 

@@ -3,17 +3,25 @@ node and client cores count bad input instead of raising."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fogctl.errors import FogError
 from fogctl.mix import message, sphinx
 from fogctl.mix.errors import MixProtocolError
-from fogctl.mix.net import DirectoryStore, NodeService, parse_descriptors, parse_entries
+from fogctl.mix.net import (
+    PULL_ANSWER_SIZE,
+    DirectoryStore,
+    NodeService,
+    open_entries,
+    parse_descriptors,
+)
 from fogctl.mix.node import MixClient, MixNode, Params
 from tests.mix.conftest import key_source, make_descriptors
 
@@ -32,11 +40,13 @@ def test_message_frames(data: bytes) -> None:
 
 
 @SETTINGS
-@given(st.binary(max_size=5000))
-def test_pull_answers_and_descriptor_lists(data: bytes) -> None:
+@given(st.binary(max_size=5000), st.booleans())
+def test_pull_answers_and_descriptor_lists(data: bytes, full: bool) -> None:
+    if full:
+        data = (data * (PULL_ANSWER_SIZE // max(1, len(data)) + 1))[:PULL_ANSWER_SIZE]
     with contextlib.suppress(FogError):
-        for ident, payload in parse_entries(data):
-            assert len(ident) == 16 and len(payload) == sphinx.PAYLOAD_SIZE
+        open_entries(data, bytes(32), bytes(72))
+        raise AssertionError("a forged PULL answer authenticated")
     parse_descriptors(data)  # skips what it cannot read
 
 
@@ -66,3 +76,37 @@ def test_node_and_client_cores_count_instead_of_raising(data: bytes) -> None:
     payload = (data * (sphinx.PAYLOAD_SIZE // max(1, len(data)) + 1))[: sphinx.PAYLOAD_SIZE]
     assert client.receive(data[:16].ljust(16, b"\0"), payload, 0.0) == []
     assert sum(client.counters.values()) == 1
+
+
+def test_pull_answers_are_fixed_size_sealed_batches() -> None:
+    from fogctl.errors import Refused
+    from fogctl.mix.net import PULL_BATCH, pull_request
+    from fogctl.mix.node import client_address_bytes
+    from fogctl.mix.primitives import x25519, x25519_base
+
+    sk = NET.secrets[PROV.id]
+    core = MixNode(bytes.fromhex(PROV.id), key_source(sk), layer=0)
+    svc = NodeService(core, DirectoryStore(), live_keys=lambda t: [sk])
+    secret = os.urandom(32)
+    pub = x25519_base(secret)
+    box = core.inbox.setdefault(client_address_bytes(pub), collections.deque())
+    for i in range(PULL_BATCH + 2):
+        box.append((bytes([i]) * 16, bytes([i]) * sphinx.PAYLOAD_SIZE))
+    shared = x25519(secret, bytes.fromhex(PROV.public_key))
+    sizes, got, mores = [], [], []
+    for t in (100.0, 101.0, 102.0):
+        body = pull_request(secret, pub, bytes.fromhex(PROV.public_key), t)
+        answer = svc._pull(body, t)
+        sizes.append(len(answer))
+        entries, more = open_entries(answer, shared, body)
+        got += [e[0][0] for e in entries]
+        mores.append(more)
+    assert sizes == [PULL_ANSWER_SIZE] * 3  # full, partial and empty look the same
+    assert got == list(range(PULL_BATCH + 2)) and mores == [True, False, False]
+    # someone else's key, or a stale time, is refused
+    other = os.urandom(32)
+    forged = pull_request(other, pub, bytes.fromhex(PROV.public_key), 100.0)
+    with pytest.raises(Refused):
+        svc._pull(forged, 100.0)
+    with pytest.raises(Refused):
+        svc._pull(pull_request(secret, pub, bytes.fromhex(PROV.public_key), 100.0), 1000.0)
