@@ -373,6 +373,14 @@ def up(
     state.subdir("tor")
     os.chmod(d.dir, 0o700)  # tor refuses a control socket in a directory others can list
     if attach is not None:
+        current = d.info()
+        if current is not None and current.get("managed"):
+            running = current.get("pid")
+            if isinstance(running, int) and proc.pid_alive(running):
+                raise StateError(
+                    f"fogctl already runs tor (pid {running}) here",
+                    hint="stop it with 'fogctl tor down' before attaching to another",
+                )
         return _attach(state, d, attach, password, cookie)
     info = d.info()
     if info is not None:

@@ -62,6 +62,8 @@ def test_up_is_idempotent(in_tor_home: Path, cli: Any) -> None:
     assert "bootstrap" not in res.stderr  # progress only on a terminal
     res = run(cli, "tor", "up", "--testnet", "/elsewhere")
     assert res.code == 1 and "already runs on" in res.stderr
+    res = run(cli, "tor", "up", "--attach", "9051")
+    assert res.code == 1 and "already runs tor" in res.stderr
 
 
 def test_circuits_records(in_tor_home: Path, cli: Any, testnet: Any) -> None:
