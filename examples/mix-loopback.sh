@@ -4,12 +4,14 @@
 # message with cover traffic on and Bob answers through the SURB. Ctrl-C stops all.
 set -eu
 D=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$D"' EXIT INT TERM
+PIDS=""
+trap 'kill $PIDS 2>/dev/null; wait; rm -rf "$D"' EXIT INT TERM
 serve() {  # NAME PORT ARGS...
   name=$1 port=$2; shift 2
   FOGCTL_HOME="$D/$name" fogctl mix serve --port "$port" --sync 1 \
     --replay-capacity 100000 --operator "op-$name" --region "r-$port" "$@" \
     2>"$D/$name.log" >/dev/null &
+  PIDS="$PIDS $!"
 }
 serve p0 9000 --provider
 serve p1 9006 --provider --bootstrap 127.0.0.1:9000
