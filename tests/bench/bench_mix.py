@@ -282,7 +282,8 @@ def main() -> int:
     )
     p = ks_exponential(held, mean)
     print(
-        f"  measured per-hop hold times (node clock, departure - arrival): n={len(held)}, mean {sum(held) / len(held) * 1000:.1f} ms "
+        "  measured per-hop hold times (node clock, departure - arrival): "
+        f"n={len(held)}, mean {sum(held) / len(held) * 1000:.1f} ms "
         f"vs configured {mean * 1000:.0f} ms; KS p-value {p:.3f} "
         f"({'consistent with' if p > 0.01 else 'NOT'} exponential)"
     )
