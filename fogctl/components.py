@@ -64,9 +64,17 @@ def probe_docker(config: Config) -> ComponentStatus:
 
 
 def tor_control_endpoint(config: Config, state_dir: Path) -> str:
+    """``tor.control`` config, else the tor fogctl manages (or attached to), else 9051."""
     value = config.get("tor.control")
     if value:
         return str(value)
+    try:
+        daemon = json.loads((state_dir / "tor" / "daemon.json").read_text(encoding="utf-8"))
+        recorded = daemon.get("control") if isinstance(daemon, dict) else None
+    except (OSError, ValueError):
+        recorded = None
+    if isinstance(recorded, str) and recorded:
+        return recorded
     sock = state_dir / "tor" / "control.sock"
     return f"unix://{sock}" if sock.exists() else DEFAULT_TOR_CONTROL
 
