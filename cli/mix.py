@@ -45,15 +45,16 @@ ECVRF-EDWARDS25519-SHA512-TAI (RFC 9381) so that they are verifiable.
 Anonymity: with little traffic a message hides among few senders; fogctl mix anonymity
 estimates the sender entropy for a load instead of promising any.
 
-Measured (tests/bench/bench_mix.py, idle 16-core Xeon VM, each figure beside its
-same-run reference): per-hop processing 132 us against 90 us for its two X25519
-operations (1.47x); a 5-hop packet is created in 487 us (6 X25519: 273 us); against
-the sphinxmix package, creation is 2.2x faster than its P-224 mode and 3.5x faster
-than its Curve25519 mode, per-hop processing 1.6x and 1.3x faster; a mix and a
-provider sharing one core relay about 2,000-2,400 packets/s over loopback UDP;
-measured hold times pass a Kolmogorov-Smirnov test against the configured
-exponential (p = 0.16-0.31); a client's inter-departure times with and without real
-messages are indistinguishable (two-sample KS p = 1.0).
+Measured (tests/bench/bench_mix.py, idle 16-core Xeon VM, two runs, each figure beside
+its same-run reference): per-hop processing 126 us against 87 us for its two X25519
+operations (1.45x); a 5-hop packet is created in 448 us (6 X25519: 259 us); against
+the sphinxmix package, creation is 3.4x faster than its Curve25519 mode and 2.2x
+faster than its P-224 mode, per-hop processing 1.2x and 1.5x faster; a mix and a
+provider sharing one core relay 2,500-2,900 packets/s over loopback UDP (their
+Sphinx work alone would allow 3,950); measured hold times pass a Kolmogorov-Smirnov
+test against the configured exponential (p = 0.18, 0.25); a client's
+inter-departure times with and without real messages are indistinguishable
+(two-sample KS p = 1.0).
 """
 
 app = typer.Typer(help=MIX_HELP, no_args_is_help=True)
