@@ -369,11 +369,22 @@ def route(
 @app.command(epilog=examples("fogctl mix address", "fogctl mix address --provider ID > my.addr"))
 @output.with_output
 def address(provider: ProviderOpt = None) -> None:
-    """Print this client's mix address (PUBKEY@PROVIDER) for others to send to."""
-    from fogctl.mix.engine import client_address
+    """Print this client's mix address (PUBKEY@PROVIDER) for others to send to.
 
-    addr = client_address(current_state(), provider)
-    output.emit_one({"kind": "mix_address", "address": addr})
+    With mix.vrf_delays on, hop delays are drawn from ECVRF-EDWARDS25519-SHA512-TAI
+    (RFC 9381) and their proofs kept in the state dir; the record then also carries
+    the VRF public key that verifies them.
+    """
+    from fogctl.mix.engine import client_address, vrf_key
+    from fogctl.mix.vrf import public_key
+
+    state = current_state()
+    addr = client_address(state, provider)
+    seed = vrf_key(state)
+    rec = {"kind": "mix_address", "address": addr}
+    if seed is not None:  # mix.vrf_delays is on: auditors need this key
+        rec["vrf_public_key"] = public_key(seed).hex()
+    output.emit_one(rec)
 
 
 @app.command(epilog=examples("fogctl mix stats --node HOST:9000"))

@@ -177,7 +177,7 @@ async def _run(
     directory_every: float,
 ) -> MixStatsRecord:
     from fogctl.mix import sphinx
-    from fogctl.mix.engine import _client, _db, _save_surbs, _store_received
+    from fogctl.mix.engine import _client, _db, _save_surbs, _store_received, save_vrf_proofs
     from fogctl.mix.net import ClientService
 
     c = _client(state, params, provider, time.time())
@@ -295,6 +295,7 @@ async def _run(
                         pass
                 del svc.events[:]
             if time.time() >= next_save:
+                save_vrf_proofs(state, c.core)
                 _save_surbs(state, c.core.surbs, [])
                 next_save = time.time() + 5
             if time.time() >= next_directory:
@@ -307,5 +308,6 @@ async def _run(
         server.close()
         path.unlink(missing_ok=True)
         await svc.close()
+        save_vrf_proofs(state, c.core)
         _save_surbs(state, c.core.surbs, [i for i in loaded if i not in c.core.surbs])
     return MixStatsRecord(node=str(c.core.address), role="client", counters=dict(c.core.counters))

@@ -85,6 +85,13 @@ _MIGRATIONS = [
     );
     """,
     "ALTER TABLE mix_inbox ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;",
+    """
+    CREATE TABLE mix_vrf (
+        alpha   BLOB PRIMARY KEY,
+        proof   BLOB NOT NULL,
+        created REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -207,11 +214,44 @@ class _Client:
     core: MixClient
 
 
+def vrf_key(state: State) -> bytes | None:
+    """The VRF key (``keys/mix-vrf.ed25519``, 0600) when ``mix.vrf_delays`` is on."""
+    if not state.config.get("mix.vrf_delays", False):
+        return None
+    path = state.keys_dir / "mix-vrf.ed25519"
+    state.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    create_exclusive(path, os.urandom(32), mode=0o600)
+    seed = path.read_bytes()
+    if len(seed) != 32:
+        raise StateError(f"{path}: not a 32-byte Ed25519 seed")
+    return seed
+
+
+def save_vrf_proofs(state: State, core: MixClient) -> None:
+    """Keep the proofs of VRF-drawn delays so the draws can be audited later."""
+    if not core.vrf_proofs:
+        return
+    now = time.time()
+    with _db(state).transaction() as conn:
+        conn.executemany(
+            "INSERT OR IGNORE INTO mix_vrf VALUES (?, ?, ?)",
+            [(a, p, now) for a, p in core.vrf_proofs],
+        )
+    core.vrf_proofs.clear()
+
+
 def _client(state: State, params: Params, provider: str | None, now: float) -> _Client:
     topo = _topology(state, now)
     prov = _provider(state, topo, provider)
     secret = _client_secret(state)
-    core = MixClient(secret, bytes.fromhex(prov.id), topo, params=params, rng=random.SystemRandom())
+    core = MixClient(
+        secret,
+        bytes.fromhex(prov.id),
+        topo,
+        params=params,
+        rng=random.SystemRandom(),
+        vrf_key=vrf_key(state),
+    )
     core.surbs.update(_load_surbs(state))
     return _Client(state, secret, topo, prov, core)
 
@@ -285,6 +325,7 @@ def send(
             await svc.close()
 
     acked = asyncio.run(run())
+    save_vrf_proofs(state, c.core)
     received = [e for e in svc.events if isinstance(e, Delivered | ReplyReceived)]
     _store_received(state, c, received)
     _save_surbs(state, c.core.surbs, [])

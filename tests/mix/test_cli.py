@@ -62,8 +62,10 @@ def test_send_recv_reply_through_the_cli(
     bob = cli("mix", "address", "--provider", p1.id, "--json").record()["address"]
 
     _use(monkeypatch, alice_home)
+    monkeypatch.setenv("FOGCTL_MIX_VRF_DELAYS", "1")  # alice's delays are verifiable
     assert cli("mix", "directory", "fetch", "--from", entry, "--json").code == 0
-    assert cli("mix", "address", "--provider", p0.id, "--json").code == 0
+    me = cli("mix", "address", "--provider", p0.id, "--json").record()
+    vrf_pk = bytes.fromhex(me["vrf_public_key"])
     hops = cli("mix", "route", "--hops", "5", "--json").records()
     assert [h["layer"] for h in hops] == [0, 1, 2, 3, 4, 5, 0]
     assert len({h["operator"] for h in hops[1:-1]}) == 5
@@ -94,6 +96,12 @@ def test_send_recv_reply_through_the_cli(
     assert rec["kind"] == "mix_sent" and rec["hops"] == 5 and rec["reply_surb"] is True
     [msg] = got["msgs"]
     assert msg.data == "hello bob, via five mixes" and msg.can_reply and msg.id == rec["id"]
+    from fogctl.mix import vrf
+
+    proofs = State(alice_home).db.query("SELECT alpha, proof FROM mix_vrf")
+    assert len(proofs) >= 6  # one per delayed hop of every packet alice built
+    for row in proofs:
+        vrf.verify(vrf_pk, bytes(row["alpha"]), bytes(row["proof"]))
 
     _use(monkeypatch, bob_home)
     r = cli("mix", "reply", msg.id[:10], "--json", input="hello alice")
