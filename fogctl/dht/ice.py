@@ -125,7 +125,7 @@ async def _await_offer(server: FogServer, peer_id: str, me: str, deadline: float
                     and all(isinstance(c, str) for c in offer["candidates"])
                 ):
                     return offer
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         await asyncio.sleep(0.2)
     raise ServiceUnavailable(f"peer {peer_id} published no ICE offer in time")

@@ -181,7 +181,7 @@ def _provider(env: Envelope) -> dict[str, Any] | None:
             return None
         obj["kind"] = "node"
         rec = record_from_dict(obj)
-    except (ValueError, InvalidInput):
+    except (ValueError, RecursionError, InvalidInput):
         return None
     data = rec.to_dict()
     if data.get("id") != env.signer_id.hex() or data.get("ed25519") != env.signer.hex():

@@ -54,7 +54,7 @@ def decode_checkpoint(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
         raise ValueError("checkpoint header is truncated")
     try:
         header = json.loads(data[off : off + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ValueError("checkpoint header is not JSON") from None
     if not isinstance(header, dict) or header.get("version") != 1:
         raise ValueError("unsupported checkpoint header")

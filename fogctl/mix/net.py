@@ -128,7 +128,7 @@ def parse_descriptors(data: bytes) -> list[MixDescriptor]:
             if not isinstance(obj, dict):
                 continue
             rec = record_from_dict(obj)
-        except (ValueError, TypeError, InvalidInput):
+        except (ValueError, TypeError, RecursionError, InvalidInput):
             continue
         if isinstance(rec, MixDescriptor):
             out.append(rec)

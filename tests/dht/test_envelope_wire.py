@@ -263,3 +263,15 @@ def test_protocol_counts_malformed() -> None:
     proto.datagram_received(b"\x00" + bytes(20) + b"\xc1", ("127.0.0.1", 9))
     proto.datagram_received(b"x" * 9000, ("127.0.0.1", 9))
     assert proto.stats["malformed"] == 2 and proto.stats["oversized"] == 1
+
+
+def test_deeply_nested_provider_descriptor_is_ignored() -> None:
+    """A signed value of 4 KB of '[' must not crash the providers listing."""
+    from fogctl.dht.service import _provider
+
+    class _Env:
+        value = b"[" * 4000
+        signer_id = b"\x00" * 20
+        signer = b"\x00" * 32
+
+    assert _provider(_Env()) is None  # type: ignore[arg-type]
