@@ -140,6 +140,15 @@ def _build_app() -> Any:
             metavar="DIR",
             help="State directory (overrides FOGCTL_HOME).",
         ),
+        via: str | None = typer.Option(
+            None,
+            "--via",
+            metavar="ROUTE",
+            help=(
+                "Route TCP connections to remote peers: direct, tor (the tor fogctl runs; "
+                "one circuit per destination) or socks5://HOST:PORT (sets net.via)."
+            ),
+        ),
         version: bool = typer.Option(
             False,
             "--version",
@@ -151,6 +160,8 @@ def _build_app() -> Any:
     ) -> None:
         if home is not None:
             os.environ["FOGCTL_HOME"] = home
+        if via is not None:
+            os.environ["FOGCTL_NET_VIA"] = via
 
     return app
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from fogctl.errors import InvalidInput
+from fogctl.errors import FogError, InvalidInput
 from fogctl.mesh.agent import Agent, dtn_now
 from fogctl.mesh.bundle import EID, decode_bundle, fragment
 from fogctl.mesh.errors import ProtocolError
@@ -245,8 +245,10 @@ class MeshNode:
     # -- TCPCL -----------------------------------------------------------------------
     async def _dial(self, p: Peer) -> None:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(p.host, p.port), 5)
-        except (TimeoutError, OSError):
+            from fogctl.net import open_connection
+
+            reader, writer = await asyncio.wait_for(open_connection(p.host, p.port), 5)
+        except (TimeoutError, OSError, FogError):
             self._dialing.discard(p)
             return
         try:
@@ -412,15 +414,17 @@ class MeshNode:
     async def _mtcp_send(self, p: Peer, items: list[tuple[str, bytes, bool]]) -> None:
         assert p.name is not None
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(p.host, p.port), 5)
+            from fogctl.net import open_connection
+
+            _, writer = await asyncio.wait_for(open_connection(p.host, p.port), 5)
             for _, raw, _ in items:
                 writer.write(MtcpFramer.frame(raw))
             await writer.drain()
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-        except (TimeoutError, OSError):
-            # not delivered: let the next tick offer them again
+        except (TimeoutError, OSError, FogError):
+            # not delivered (or the route to the peer is down): offer them again next tick
             sv = self.agent.peer_sv.get(p.name, set())
             for bid, _, _ in items:
                 sv.discard(bid)

@@ -162,8 +162,10 @@ class _Conn:
         async with self._lock:
             try:
                 if self._rw is None:
+                    from fogctl.net import open_connection
+
                     self._rw = await asyncio.wait_for(
-                        asyncio.open_connection(self.host, self.port), self.timeout
+                        open_connection(self.host, self.port), self.timeout
                     )
                 reader, writer = self._rw
                 writer.write(_frame(op, body))
