@@ -19,10 +19,11 @@ its checkpoint: no work is lost and nothing runs twice to completion.
 
 Eligibility rules, each reported by 'status' with its reading, threshold and result
 (pass, fail, absent: this machine has no such sensor and it never blocks, unknown: it
-could not be read): battery level unless charging (psutil), CPU temperature (psutil),
-owner idle time (logind IdleHint where a seat exists, else the last input-device or
-terminal access), CPU used by other processes (measured over an interval), mains
-power and metered network (NetworkManager) where knowable, local time windows.
+could not be read): battery level unless charging, CPU temperature (/sys on Linux,
+else psutil), owner idle time (logind IdleHint where a seat exists, else the last
+input-device or terminal access), CPU used by other processes (measured over an
+interval), mains power and metered network (NetworkManager) where knowable, local
+time windows.
 
 Policy fields and defaults (set with 'policy set', kept under 'harvest:' in the state
 dir config.yaml, overridden by FOGCTL_HARVEST_<FIELD>): min_battery 50 (% needed on

@@ -94,15 +94,23 @@ def running_task_cpu(state: State) -> float:
     rows = state.db.query("SELECT id FROM harvest_tasks WHERE state = 'running'")
     if not rows:
         return 0.0
-    import psutil
+    from fogctl.harvest.procfs import available, process_cpu_seconds
 
     total = 0.0
     for row in rows:
         try:
             pid = int((state.root / "harvest" / "tasks" / row["id"] / "pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if available():
+            total += process_cpu_seconds(pid) or 0.0
+            continue
+        import psutil
+
+        try:
             t = psutil.Process(pid).cpu_times()
             total += t.user + t.system
-        except (OSError, ValueError, psutil.Error):
+        except psutil.Error:
             continue
     return total
 

@@ -7,11 +7,13 @@ be read). Nothing is guessed.
 
 Sources:
 
-* :class:`SystemSource` -- the real machine: psutil battery and temperatures, CPU load
-  from other processes (a delta between two samples, never psutil's meaningless first
-  ``cpu_percent`` call), owner idle time from logind's ``IdleHint`` where a seat exists,
-  else the last access time of input devices and terminals (what w(1) shows), AC power
-  from ``/sys/class/power_supply``, metered network from NetworkManager (``nmcli``).
+* :class:`SystemSource` -- the real machine: battery and temperatures (read from
+  ``/sys`` on Linux by :mod:`fogctl.harvest.procfs`, through psutil elsewhere), CPU
+  load from other processes (a delta between two samples of ``/proc/stat``, never
+  psutil's meaningless first ``cpu_percent`` call), owner idle time from logind's
+  ``IdleHint`` where a seat exists, else the last access time of input devices and
+  terminals (what w(1) shows), AC power from ``/sys/class/power_supply``, metered
+  network from NetworkManager (``nmcli``).
 * :class:`FileSource` -- a JSON or YAML file named by ``FOGCTL_HARVEST_SENSORS``, re-read
   on every poll, for scenarios and tests. A key set to ``null`` is ``absent``; a key
   left out is ``unknown``.
@@ -21,13 +23,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from fogctl.errors import InvalidInput
+from fogctl.harvest import procfs
 
 __all__ = [
     "ENV_SENSORS",
@@ -47,8 +50,9 @@ OK, ABSENT, UNKNOWN = "ok", "absent", "unknown"
 _CPU_CHIPS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal")
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+# Named tuples, not dataclasses: these load on every 'harvest status' (a timer runs it
+# every minute), and building a frozen dataclass costs ~1 ms at import, a tuple ~0.1 ms.
+class Reading(NamedTuple):
     value: Any = None
     status: str = UNKNOWN
     source: str = ""
@@ -62,20 +66,22 @@ def _ok(value: Any, source: str) -> Reading:
     return Reading(value, OK, source)
 
 
-@dataclass(frozen=True, slots=True)
-class Readings:
+_UNREAD = Reading()
+
+
+class Readings(NamedTuple):
     """One snapshot of every sensor. Percentages are 0-100; temperature in degrees C."""
 
-    battery_percent: Reading = field(default_factory=Reading)
-    charging: Reading = field(default_factory=Reading)
-    on_ac: Reading = field(default_factory=Reading)
-    temperature: Reading = field(default_factory=Reading)
-    cpu_other: Reading = field(default_factory=Reading)
-    cpu_total: Reading = field(default_factory=Reading)
-    idle_seconds: Reading = field(default_factory=Reading)
-    metered: Reading = field(default_factory=Reading)
-    mem_total: Reading = field(default_factory=Reading)
-    battery_wh: Reading = field(default_factory=Reading)
+    battery_percent: Reading = _UNREAD
+    charging: Reading = _UNREAD
+    on_ac: Reading = _UNREAD
+    temperature: Reading = _UNREAD
+    cpu_other: Reading = _UNREAD
+    cpu_total: Reading = _UNREAD
+    idle_seconds: Reading = _UNREAD
+    metered: Reading = _UNREAD
+    mem_total: Reading = _UNREAD
+    battery_wh: Reading = _UNREAD
     source: str = ""
 
 
@@ -87,7 +93,7 @@ class SensorSource(Protocol):
 
 
 class CpuSampler:
-    """Machine CPU utilisation between two samples of ``/proc/stat`` (via psutil).
+    """Machine CPU utilisation between two samples of ``/proc/stat`` (psutil off Linux).
 
     ``own_cpu_seconds`` (the task's cumulative CPU time) is subtracted so the reading is
     the load of *other* processes. A sample can be persisted to a file so a one-shot
@@ -101,6 +107,9 @@ class CpuSampler:
 
     @staticmethod
     def _now_sample() -> tuple[float, float]:
+        sample = procfs.cpu_times()
+        if sample is not None:
+            return sample
         import psutil
 
         t = psutil.cpu_times()
@@ -210,34 +219,72 @@ def read_battery_wh(root: Path = Path("/sys/class/power_supply")) -> Reading:
     )
 
 
-def read_temperature() -> Reading:
+def read_temperature(linux: bool | None = None) -> Reading:
+    """The hottest CPU-package sensor (any chip's if no CPU chip is known)."""
+    linux = _linux() if linux is None else linux
+    temps: dict[str, list[float]]
+    if linux:
+        src = "sysfs"
+        temps = procfs.temperatures()
+    else:
+        import psutil
+
+        src = "psutil"
+        try:
+            raw = psutil.sensors_temperatures()
+        except (OSError, AttributeError):
+            return Reading(None, UNKNOWN, src)
+        temps = {k: [s.current for s in v if s.current is not None] for k, v in raw.items()}
+    if not temps:
+        return Reading(None, ABSENT, src)
+    chips = {k: v for k, v in temps.items() if k in _CPU_CHIPS} or temps
+    values = [t for v in chips.values() for t in v]
+    if not values:
+        return Reading(None, UNKNOWN, src)
+    return _ok(round(max(values), 1), f"{src}:" + ",".join(sorted(chips)))
+
+
+def _linux() -> bool:
+    """Read /proc and /sys directly (cheap), not through psutil (an import costs ~10 ms)."""
+    return sys.platform.startswith("linux") and procfs.available()
+
+
+def read_battery(linux: bool | None = None) -> tuple[float, bool | None] | None:
+    """(percent, plugged) of the battery, ``None`` without one (psutil's semantics)."""
+    if _linux() if linux is None else linux:
+        return procfs.battery()
     import psutil
 
     try:
-        temps = psutil.sensors_temperatures()
+        bat = psutil.sensors_battery()
     except (OSError, AttributeError):
-        return Reading(None, UNKNOWN, "psutil")
-    if not temps:
-        return Reading(None, ABSENT, "psutil")
-    chips = {k: v for k, v in temps.items() if k in _CPU_CHIPS} or temps
-    values = [s.current for v in chips.values() for s in v if s.current is not None]
-    if not values:
-        return Reading(None, UNKNOWN, "psutil")
-    return _ok(round(max(values), 1), "psutil:" + ",".join(sorted(chips)))
+        return None
+    return None if bat is None else (float(bat.percent), bat.power_plugged)
+
+
+def read_mem_total(linux: bool | None = None) -> int:
+    total = procfs.mem_total() if (_linux() if linux is None else linux) else None
+    if total is None:
+        import psutil
+
+        total = int(psutil.virtual_memory().total)
+    return total
 
 
 def _logind_idle(now: float, run: Callable[..., Any] | None = None) -> Reading | None:
     """Owner idle seconds from logind (minimum over graphical/tty sessions with a seat)."""
-    import shutil
-    import subprocess
-
-    run = run or subprocess.run
     seats = Path("/run/systemd/seats")
     try:
         has_seat = any(seats.iterdir())
     except OSError:
         has_seat = False
-    if not has_seat or shutil.which("loginctl") is None:
+    if not has_seat:
+        return None  # no seat, no logind idle hint: and no subprocess import either
+    import shutil
+    import subprocess
+
+    run = run or subprocess.run
+    if shutil.which("loginctl") is None:
         return None
     try:
         out = run(
@@ -332,7 +379,7 @@ def read_metered() -> Reading:
 
 
 class SystemSource:
-    """The real machine's sensors (psutil and the OS)."""
+    """The real machine's sensors (/proc and /sys on Linux, else psutil; and the OS)."""
 
     name = "system"
 
@@ -341,37 +388,33 @@ class SystemSource:
         self.check_metered = metered
 
     def read(self, own_cpu_seconds: float = 0.0) -> Readings:
-        import psutil
-
         now = time.time()
-        try:
-            bat = psutil.sensors_battery()
-        except (OSError, AttributeError):
-            bat = None
+        linux = _linux()
+        src = "sysfs" if linux else "psutil"
+        bat = read_battery(linux)
         if bat is None:
-            battery = charging = Reading(None, ABSENT, "psutil")
+            battery = charging = Reading(None, ABSENT, src)
             on_ac = read_ac()
         else:
-            battery = _ok(round(float(bat.percent), 1), "psutil")
-            plugged = bat.power_plugged
+            battery = _ok(round(bat[0], 1), src)
+            plugged = bat[1]
             charging = (
-                _ok(bool(plugged), "psutil")
-                if plugged is not None
-                else Reading(None, UNKNOWN, "psutil")
+                _ok(bool(plugged), src) if plugged is not None else Reading(None, UNKNOWN, src)
             )
             on_ac = charging if plugged is not None else read_ac()
         total, other = self.sampler.sample(own_cpu_seconds)
+        cpu_src = "/proc/stat" if linux else "psutil"
         return Readings(
             battery_percent=battery,
             charging=charging,
             on_ac=on_ac,
-            temperature=read_temperature(),
-            cpu_other=_ok(round(other, 1), "psutil"),
-            cpu_total=_ok(round(total, 1), "psutil"),
+            temperature=read_temperature(linux),
+            cpu_other=_ok(round(other, 1), cpu_src),
+            cpu_total=_ok(round(total, 1), cpu_src),
             idle_seconds=read_idle(now),
             metered=read_metered() if self.check_metered else Reading(None, UNKNOWN, "not checked"),
-            mem_total=_ok(int(psutil.virtual_memory().total), "psutil"),
-            battery_wh=read_battery_wh() if bat is not None else Reading(None, ABSENT, "psutil"),
+            mem_total=_ok(read_mem_total(linux), src),
+            battery_wh=read_battery_wh() if bat is not None else Reading(None, ABSENT, src),
             source=self.name,
         )
 
