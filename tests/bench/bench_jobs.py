@@ -1,6 +1,6 @@
 """Job execution overheads, each figure beside a reference measured in the same run.
 
-    python tests/bench/bench_jobs.py [--runs N] [--jobs N] [--concurrency N]
+    python tests/bench/bench_jobs.py [--runs N] [--jobs N] [--concurrency N] [--baseline REV]
 
 Targets (issue #4):
 
@@ -30,11 +30,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "fogctl-bench/busybox:1"
+PYCACHE = Path(tempfile.gettempdir()) / "fogctl-bench-pycache"
 
 
 def fogctl_cmd() -> list[str]:
+    """The ``fogctl`` console script of this interpreter, as pip installs it: not a
+    version manager's shim found first on PATH (pyenv's costs ~50 ms per run)."""
+    beside = Path(sys.executable).with_name("fogctl")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
     exe = shutil.which("fogctl")
     return [exe] if exe else [sys.executable, "-m", "fogctl.cli.main"]
+
+
+def fog_env(home: Path) -> dict[str, str]:
+    """The environment of a measured ``fogctl``: its own state dir, and byte-code cached
+    (in a private prefix) as it is for an installed package, even where the caller set
+    PYTHONDONTWRITEBYTECODE (which alone adds ~40 ms of compiling per process)."""
+    env = dict(os.environ, FOGCTL_HOME=str(home), PYTHONPYCACHEPREFIX=str(PYCACHE))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> float:
@@ -58,24 +73,52 @@ def spec_line(name: str, **extra: object) -> str:
     return json.dumps(spec) + "\n"
 
 
-def bench_overhead(runs: int, home: Path) -> None:
-    env = dict(os.environ, FOGCTL_HOME=str(home))
+def baseline_tree(rev: str, dest: Path) -> Path:
+    """Revision ``rev`` of fogctl laid out as installed (``cli/`` as ``fogctl/cli``),
+    to be put first on PYTHONPATH: a before/after comparison within one run."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "fogctl", "cli"], capture_output=True, check=True
+    ).stdout
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    (dest / "cli").rename(dest / "fogctl" / "cli")
+    return dest
+
+
+def bench_overhead(runs: int, home: Path, baseline: str | None = None) -> None:
+    env = fog_env(home)
     fog = fogctl_cmd()
     docker = shutil.which("docker") or "docker"
+    old_env = None
+    if baseline:
+        tree = baseline_tree(baseline, home.parent / "baseline")
+        old_env = dict(fog_env(home.parent / "ob"), PYTHONPATH=str(tree))
+    old_cmd = [*fog, "submit", "-", "--wait", "-q"]
     timed([docker, "run", "--rm", IMAGE, "true"])  # warm
-    timed([*fog, "submit", "-", "--wait", "-q"], env, spec_line("warm"))
-    ours, ref = [], []
-    for i in range(runs):  # interleaved, so both see the same machine load
+    for i in range(2):  # warm: the image's layers, and the byte-code cache
+        timed([*fog, "submit", "-", "--wait", "-q"], env, spec_line(f"warm{i}"))
+        if old_env is not None:
+            timed(old_cmd, old_env, spec_line(f"warm{i}"))
+    ours, ref, old = [], [], []
+    for i in range(runs):  # interleaved, so all see the same machine load
         ref.append(timed([docker, "run", "--rm", IMAGE, "true"]))
         ours.append(timed([*fog, "submit", "-", "--wait", "-q"], env, spec_line(f"o{i}")))
+        if old_env is not None:
+            old.append(timed(old_cmd, old_env, spec_line(f"o{i}")))
     a, b = statistics.median(ours), statistics.median(ref)
     print(f"overhead   fogctl submit --wait (container)  median {a * 1000:7.0f} ms")
     print(f"           docker run --rm (reference)       median {b * 1000:7.0f} ms")
     print(f"           ratio {a / b:.2f}  (target <= 1.3)")
+    if old:
+        c = statistics.median(old)
+        print(
+            f"           fogctl at {baseline} (baseline)     median {c * 1000:7.0f} ms"
+            f"  ratio {c / b:.2f}"
+        )
 
 
 def bench_throughput(n: int, concurrency: int, loop_n: int, home: Path) -> None:
-    env = dict(os.environ, FOGCTL_HOME=str(home))
+    env = fog_env(home)
     fog = fogctl_cmd()
     docker = shutil.which("docker") or "docker"
     text = "".join(spec_line(f"tp{i}") for i in range(n))
@@ -111,13 +154,15 @@ def bench_wasm(runs: int, home: Path) -> None:
         ex.remove(handle)
         if i:  # the first run compiles the module; later ones reuse the artifact
             times.append(elapsed)
-    env = dict(os.environ, FOGCTL_HOME=str(home))
+    env = fog_env(home)
     fog = fogctl_cmd()
     hello = str(ROOT / "examples" / "hello.wat")
     procs = []
-    for i in range(max(3, runs // 5)):
+    for i in range(max(3, runs // 5) + 1):
         line = json.dumps({"metadata": {"name": f"h{i}"}, "wasm": hello}) + "\n"
-        procs.append(timed([*fog, "submit", "-", "--wait", "-q"], env, line))
+        took = timed([*fog, "submit", "-", "--wait", "-q"], env, line)
+        if i:  # the first one fills the byte-code cache
+            procs.append(took)
     exe_ms = statistics.median(times) * 1000
     proc_ms = statistics.median(procs) * 1000
     print(
@@ -131,10 +176,13 @@ def bench_wasm(runs: int, home: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--loop", type=int, default=20, help="docker run loop length")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time fogctl at this git revision (before/after)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bench_wasm(max(args.runs, 21), Path(tmp) / "w")
@@ -144,7 +192,7 @@ def main() -> int:
         from fogctl.jobs.images import build_busybox_image
 
         build_busybox_image(IMAGE)
-        bench_overhead(args.runs, Path(tmp) / "o")
+        bench_overhead(args.runs, Path(tmp) / "o", args.baseline)
         bench_throughput(args.jobs, args.concurrency, args.loop, Path(tmp) / "t")
     return 0
 

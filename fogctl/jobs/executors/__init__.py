@@ -1,8 +1,8 @@
 """Executors: plugins in the ``fogctl.executors`` entry-point group (see :mod:`.base`).
 
-:func:`get_executor` loads one by name (``docker``, ``swarm``, ``wasm`` or a third-party
-plugin); :func:`choose_executor` picks one for a spec (``executor: auto``: ``wasm`` for a
-module, ``docker`` for an image).
+:func:`get_executor` loads one by name (the built-ins ``docker``, ``swarm`` and ``wasm``
+directly, a third-party plugin from its entry point); :func:`choose_executor` picks
+one for a spec (``executor: auto``: ``wasm`` for a module, ``docker`` for an image).
 """
 
 from __future__ import annotations
@@ -27,21 +27,39 @@ __all__ = [
 GROUP = "fogctl.executors"
 _CACHE: dict[str, Executor] = {}
 
+#: The executors fogctl ships (also registered in the entry-point group). Built-in
+#: names always win, as for commands, so they load without scanning every installed
+#: distribution's entry points (~35 ms per process).
+BUILTINS: dict[str, tuple[str, str]] = {
+    "docker": ("fogctl.jobs.executors.docker", "DockerExecutor"),
+    "swarm": ("fogctl.jobs.executors.swarm", "SwarmExecutor"),
+    "wasm": ("fogctl.jobs.executors.wasm", "WasmExecutor"),
+}
+
 
 def executor_names() -> list[str]:
     from fogctl.plugins import group_entry_points
 
-    return [ep.name for ep in group_entry_points(GROUP)]
+    return sorted({*BUILTINS, *(ep.name for ep in group_entry_points(GROUP))})
+
+
+def _load_class(name: str) -> Any:
+    builtin = BUILTINS.get(name)
+    if builtin is not None:
+        import importlib
+
+        return getattr(importlib.import_module(builtin[0]), builtin[1])
+    from fogctl.plugins import load_entry_point
+
+    return load_entry_point(GROUP, name)
 
 
 def get_executor(name: str, **options: Any) -> Executor:
     """An executor instance by entry-point name (cached per name when no options)."""
     if not options and name in _CACHE:
         return _CACHE[name]
-    from fogctl.plugins import load_entry_point
-
     try:
-        cls = load_entry_point(GROUP, name)
+        cls = _load_class(name)
     except KeyError:
         known = ", ".join(executor_names()) or "none"
         raise InvalidInput(f"unknown executor {name!r} (installed: {known})") from None

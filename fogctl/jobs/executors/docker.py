@@ -19,7 +19,13 @@ process hit the limit, but the main process exiting 0 stays ``completed``, with 
 note); ``deadline`` when this executor killed it at the deadline; ``stopped`` after
 :meth:`stop` (unless the job exited 85: ``checkpointed``); 137 alone is reported as
 ``exit-code`` "killed by SIGKILL". The SDK's ``wait(timeout=)`` raises a requests
-``ConnectionError``/``ReadTimeout`` on timeout: it is polled in short steps.
+``ConnectionError``/``ReadTimeout`` on timeout: :meth:`DockerExecutor.wait` blocks on
+the Engine's wait in steps of at most 5 s (or the deadline) and inspects once at the end.
+
+Start-up cost matters (``fogctl submit --wait`` of a trivial container is compared
+with ``docker run --rm``): :meth:`DockerExecutor.available` probes with a bare socket
+and imports the SDK in the background, the client is built with the API version that
+probe reported (no negotiation request), and one client serves every call.
 """
 
 from __future__ import annotations
@@ -49,35 +55,101 @@ from fogctl.jobs.executors.base import (
 from fogctl.jobs.spec import JobSpec
 from fogctl.records import ComponentStatus
 
-__all__ = ["DockerExecutor", "docker_client", "docker_endpoint", "hardened_options"]
+__all__ = [
+    "DockerExecutor",
+    "docker_client",
+    "docker_endpoint",
+    "hardened_options",
+    "probe_engine",
+]
 
 JOB_USER = "65534:65534"
 _CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 
 
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
 def docker_endpoint() -> str:
-    from fogctl.components import docker_endpoint as endpoint
+    """``docker.host`` config, else ``$DOCKER_HOST``, else the default unix socket (the
+    rule of :func:`fogctl.components.docker_endpoint`, without importing its HTTP
+    probes: ~25 ms of start-up)."""
     from fogctl.state import State
 
-    return endpoint(State().config)
+    value = State().config.get("docker.host") or os.environ.get("DOCKER_HOST")
+    return str(value) if value else DEFAULT_SOCKET
 
 
-def docker_client(base_url: str | None = None, timeout: int = 60) -> Any:
+def docker_client(
+    base_url: str | None = None, timeout: int = 60, version: str | None = None
+) -> Any:
     """A ``docker.DockerClient`` for the configured engine, or :class:`ServiceUnavailable`
-    (exit 3) naming the socket it tried."""
+    (exit 3) naming the socket it tried. ``version`` (an API version the engine
+    reported) skips the negotiation request."""
     import docker
 
     url = base_url or docker_endpoint()
     try:
         # version=None negotiates the API version: that first request is the probe.
-        client = docker.DockerClient(base_url=url, timeout=timeout)
+        client = docker.DockerClient(base_url=url, timeout=timeout, version=version)
     except Exception as exc:
         raise ServiceUnavailable(
             f"Docker Engine unreachable at {url}: {_short(exc)}",
             hint="start dockerd, or set docker.host / DOCKER_HOST",
         ) from None
     return client
+
+
+PROBE_TIMEOUT = 0.5
+
+
+def probe_engine(url: str) -> tuple[ComponentStatus, str | None]:
+    """``GET /version`` over a bare socket (no docker/requests import): the engine's
+    status and its API version (``None`` when unreachable or not said). Only
+    ``unix://``, ``tcp://`` and ``http://`` endpoints are probed this way; others
+    (``ssh://``, TLS) report reachable with no version and the client finds out."""
+    import json
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        if url.startswith("unix://") or url.startswith("/"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(PROBE_TIMEOUT)
+            try:
+                sock.connect(url.removeprefix("unix://"))
+            except OSError:
+                sock.close()
+                raise
+        else:
+            parsed = urlparse(url if "://" in url else f"tcp://{url}")
+            if parsed.scheme not in ("tcp", "http") or os.environ.get("DOCKER_TLS_VERIFY"):
+                return ComponentStatus(True, url, "not probed"), None
+            sock = socket.create_connection(
+                (parsed.hostname or "127.0.0.1", parsed.port or 2375), PROBE_TIMEOUT
+            )
+        with sock:
+            sock.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+            data = b""
+            while len(data) < 1 << 20 and (chunk := sock.recv(65536)):
+                data += chunk
+    except OSError as exc:
+        return ComponentStatus(False, url, exc.strerror or str(exc)), None
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n", 1)[0]:
+        return ComponentStatus(False, url, "not a Docker Engine API"), None
+    try:
+        info = json.loads(body)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        return ComponentStatus(True, url, "Docker Engine ?"), None
+    api = info.get("ApiVersion")
+    return (
+        ComponentStatus(True, url, f"Docker Engine {info.get('Version', '?')}"),
+        api if isinstance(api, str) and api.replace(".", "").isdigit() else None,
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -160,27 +232,55 @@ class DockerExecutor(Executor):
 
     def __init__(self, base_url: str | None = None) -> None:
         self._base_url = base_url
+        self._url: str | None = base_url
+        self._api_version: str | None = None
         self._client: Any = None
+        self._warming: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped: set[str] = set()
         self._deadline: set[str] = set()
 
     @property
+    def url(self) -> str:
+        """The engine endpoint (``docker.host``, ``$DOCKER_HOST``, the default socket),
+        as found by the last :meth:`available` (or on first use)."""
+        if self._url is None:
+            self._url = self._base_url or docker_endpoint()
+        return self._url
+
+    @property
     def client(self) -> Any:
+        warming = self._warming
+        if warming is not None:
+            warming.join()
         with self._lock:
             if self._client is None:
-                self._client = docker_client(self._base_url)
+                self._client = docker_client(self.url, version=self._api_version)
             return self._client
 
+    def _warm(self) -> None:
+        """Import the SDK and build the client (no request: the version is known)."""
+        with contextlib.suppress(Exception), self._lock:
+            if self._client is None:
+                self._client = docker_client(self.url, version=self._api_version)
+
     def available(self) -> ComponentStatus:
-        from fogctl.components import probe_docker
-        from fogctl.config import Config
-
-        if self._base_url:
-            return probe_docker(Config({"docker.host": self._base_url}, {}))
-        from fogctl.state import State
-
-        return probe_docker(State().config)
+        """A bare-socket probe of the configured endpoint (a few ms, re-read each
+        call); when the engine answers, the SDK is imported and the client built in the
+        background, overlapping the caller's own work until the first API call."""
+        url = self._base_url or docker_endpoint()
+        status, version = probe_engine(url)
+        warming = self._warming
+        if url != self._url or (warming is None and self._client is None):
+            if warming is not None:
+                warming.join()
+            self.close()  # the endpoint changed (or first probe): a fresh client
+            self._url, self._api_version = url, version
+            self._warming = None
+            if status.reachable:
+                self._warming = threading.Thread(target=self._warm, daemon=True)
+                self._warming.start()
+        return status
 
     def accepts(self, spec: JobSpec) -> bool:
         return spec.image is not None
@@ -193,7 +293,7 @@ class DockerExecutor(Executor):
             return fn(*args, **kw)
         except requests.exceptions.ConnectionError as exc:
             raise ServiceUnavailable(
-                f"Docker Engine unreachable at {self._base_url or docker_endpoint()}: {_short(exc)}"
+                f"Docker Engine unreachable at {self.url}: {_short(exc)}"
             ) from None
         except docker.errors.NotFound:
             raise
@@ -283,7 +383,7 @@ class DockerExecutor(Executor):
             )
         except requests.exceptions.ConnectionError as exc:
             raise ServiceUnavailable(
-                f"Docker Engine unreachable at {self._base_url or docker_endpoint()}: {_short(exc)}"
+                f"Docker Engine unreachable at {self.url}: {_short(exc)}"
             ) from None
         return str(created["Id"])
 
@@ -324,16 +424,23 @@ class DockerExecutor(Executor):
         return Exit.from_code(code, finished=finished)
 
     def wait(self, handle: Handle, timeout: float | None = None) -> Exit | None:
+        """Block on the Engine's own wait (``POST /containers/ID/wait``) in steps of at
+        most 5 s (the deadline, the timeout), inspecting only when it returned or a step
+        ran out: a job that ends costs one wait and one inspect, no polling."""
+        import docker
         import requests
 
         end = None if timeout is None else time.monotonic() + timeout
+        inspect = timeout is not None and timeout <= 0  # a bare check: look first
         while True:
-            info = self._inspect(handle.ref)
-            if info is None:
-                return Exit("lost", None, "the container is gone")
-            st = info.get("State", {})
-            if not st.get("Running") and st.get("Status") in ("exited", "dead"):
-                return self._exit(handle.ref, info)
+            if inspect:
+                info = self._inspect(handle.ref)
+                if info is None:
+                    return Exit("lost", None, "the container is gone")
+                st = info.get("State", {})
+                if not st.get("Running") and st.get("Status") in ("exited", "dead"):
+                    return self._exit(handle.ref, info)
+            inspect = True
             now = time.time()
             if handle.deadline is not None and now >= handle.deadline:
                 self._deadline.add(handle.ref)
@@ -350,8 +457,11 @@ class DockerExecutor(Executor):
                     return None
                 step = min(step, left)
             step = max(step, 0.01)
+            # The SDK raises requests' ReadTimeout/ConnectionError when a step runs out.
             with contextlib.suppress(
-                requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError
+                requests.exceptions.ReadTimeout,
+                requests.exceptions.ConnectionError,
+                docker.errors.NotFound,
             ):
                 self.client.api.wait(handle.ref, timeout=step)
 
