@@ -214,18 +214,25 @@ def parse_cron_line(line: str) -> tuple[list[str], str]:
 
 
 class CronTab:
-    """The user's crontab through the ``crontab`` command (``-l`` to read, ``-`` to write)."""
+    """The user's crontab through the ``crontab`` command (``-l`` to read, ``-`` to write).
 
-    def __init__(self, command: str = "crontab") -> None:
+    ``user`` names another user's crontab (``crontab -u USER``; root only).
+    """
+
+    def __init__(self, command: str = "crontab", user: str | None = None) -> None:
         self.command = shutil.which(command)
         if self.command is None:
             raise ServiceUnavailable(
                 "crontab is not installed (apt install cron), or use --systemd"
             )
+        self.user = user
+
+    def _argv(self, *args: str) -> list[str]:
+        return [self.command or "crontab", *(["-u", self.user] if self.user else []), *args]
 
     def read(self) -> list[str]:
         res = subprocess.run(
-            [self.command or "crontab", "-l"],
+            self._argv("-l"),
             capture_output=True,
             text=True,
             check=False,
@@ -240,7 +247,7 @@ class CronTab:
     def write(self, lines: list[str]) -> None:
         text = "\n".join(lines) + "\n" if lines else ""
         res = subprocess.run(
-            [self.command or "crontab", "-"],
+            self._argv("-"),
             input=text,
             capture_output=True,
             text=True,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-import stat
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,45 +107,68 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
     assert verdict.startswith("failed"), verdict
 
 
+def _crontab_l(*user: str) -> subprocess.CompletedProcess[str]:
+    u = ["-u", *user] if user else []
+    return subprocess.run(["crontab", *u, "-l"], capture_output=True, text=True, check=False)
+
+
 @pytest.fixture
-def crontab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A crontab(1) stand-in with the same interface (-l, -) keeping one file."""
-    store = tmp_path / "crontab.txt"
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    script = bindir / "crontab"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'F="{store}"\n'
-        'if [ "$1" = "-l" ]; then\n'
-        '  [ -f "$F" ] || { echo "no crontab for $(id -un)" >&2; exit 1; }\n'
-        '  cat "$F"; exit 0\n'
-        "fi\n"
-        'if [ "$1" = "-" ]; then cat > "$F"; exit 0; fi\n'
-        "exit 2\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    return store
+def crontab() -> Iterator[CronTab]:
+    """The real crontab(1) with a crontab no one else owns, or the user's own, restored.
+
+    As root (CI): a temporary system user made for this test, whose crontab is
+    removed with it; no real user's crontab is touched even if the test dies.
+    Otherwise: the user's own crontab, saved first and restored byte for byte.
+    """
+    need_binary("crontab")
+    if os.geteuid() == 0 and shutil.which("useradd") and shutil.which("userdel"):
+        user = f"fogctl-hv{os.getpid()}"
+        subprocess.run(["userdel", user], capture_output=True, check=False)  # a leftover
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            assert "no crontab" in _crontab_l(user).stderr  # private: starts empty
+            yield CronTab(user=user)
+        finally:
+            subprocess.run(["crontab", "-u", user, "-r"], capture_output=True, check=False)
+            subprocess.run(["userdel", user], check=True, capture_output=True)
+        return
+    before = _crontab_l()
+    had = before.returncode == 0
+    try:
+        yield CronTab()
+    finally:
+        if had:
+            subprocess.run(["crontab", "-"], input=before.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True, check=False)
+        after = _crontab_l()
+        assert (after.returncode == 0) == had and (not had or after.stdout == before.stdout)
 
 
-def test_cron_install_parse_idempotent_uninstall(fog_home: Path, crontab: Path) -> None:
+def test_cron_install_parse_idempotent_uninstall(fog_home: Path, crontab: CronTab) -> None:
     state = State(fog_home)
-    crontab.write_text("0 3 * * * /usr/bin/backup\n")
-    (rec,) = install(state, method="cron", schedule=Schedule(15, 30))
+    others = crontab.read()  # the user's own lines (none for the temporary user)
+    crontab.write([*others, "0 3 * * * /usr/bin/backup"])
+    mine = [*others, "0 3 * * * /usr/bin/backup"]
+    (rec,) = install(state, method="cron", schedule=Schedule(15, 30), crontab=crontab)
     assert rec.changed and rec.method == "cron"
-    lines = crontab.read_text().splitlines()
-    assert lines[0] == "0 3 * * * /usr/bin/backup" and len(lines) == 2
-    fields, command = parse_cron_line(lines[1])
+    lines = _crontab_l(*([crontab.user] if crontab.user else [])).stdout.splitlines()
+    assert lines[: len(mine)] == mine and len(lines) == len(mine) + 1
+    fields, command = parse_cron_line(lines[-1])
     assert fields == ["*/15", "*", "*", "*", "*"]
     assert "harvest run --quiet --jitter 30" in command and f"FOGCTL_HOME={fog_home}" in command
-    (again,) = install(state, method="cron", schedule=Schedule(15, 30))
-    assert not again.changed and len(crontab.read_text().splitlines()) == 2
+    (again,) = install(state, method="cron", schedule=Schedule(15, 30), crontab=crontab)
+    assert not again.changed and len(crontab.read()) == len(mine) + 1
     # a new schedule replaces our line, never duplicates it
-    install(state, method="cron", schedule=Schedule(30, 30))
-    assert [ln.split()[0] for ln in crontab.read_text().splitlines()] == ["0", "*/30"]
-    (gone,) = uninstall(state)
-    assert gone.changed and crontab.read_text() == "0 3 * * * /usr/bin/backup\n"
+    install(state, method="cron", schedule=Schedule(30, 30), crontab=crontab)
+    assert [ln.split()[0] for ln in crontab.read()[len(others) :]] == ["0", "*/30"]
+    (gone,) = uninstall(state, crontab=crontab)
+    assert gone.changed and crontab.read() == mine
+    assert uninstall(state, crontab=crontab) == []  # nothing recorded any more
 
 
 def test_cron_parsing_and_schedules() -> None:
