@@ -505,6 +505,10 @@ def run_cycle(
         return CycleRecord("locked", False, ("another harvest cycle holds the lock",))
     with lock:
         clean_cgroups()
+        # a cycle killed mid-task (SIGKILL, OOM) left its task leased: it is ours now
+        orphans = queue.reclaim_orphans(state, os.uname().nodename)
+        if orphans:
+            log(f"reclaimed {len(orphans)} task(s) of a cycle that died: {', '.join(orphans)}")
         policy = load_policy(state)
         # the persisted CPU sample: a later `harvest status` measures from this cycle on
         src = source or sensor_source(state, policy, persist=True)

@@ -37,6 +37,7 @@ __all__ = [
     "load_memory",
     "migrate",
     "normalise_spec",
+    "reclaim_orphans",
     "release",
     "renew",
     "save_memory",
@@ -292,6 +293,57 @@ def claim(
             (owner, now + lease, now, row["id"]),
         )
     return get_task(state, row["id"])
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def reclaim_orphans(state: State, host: str, now: float | None = None) -> list[str]:
+    """Tasks whose cycle on ``host`` died (SIGKILL, power loss) go back to ``preempted``.
+
+    Call only while holding the cycle lock: then no live cycle of this state dir can
+    hold a task, and a lease owner (``host:pid:token``) whose process is gone will never
+    renew it. Without this, a timer firing right after a crash would find the task
+    still leased and wait out the lease. Owners on other hosts, or whose pid is alive
+    (possibly reused), are left to lease expiry. Returns the reclaimed task ids.
+    """
+    migrate(state)
+    now = time.time() if now is None else now
+    rows = state.db.query(
+        "SELECT id, lease_owner FROM harvest_tasks "
+        "WHERE state = 'running' AND lease_owner IS NOT NULL"
+    )
+    dead: list[str] = []
+    for row in rows:
+        parts = str(row["lease_owner"]).split(":")
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        if not _pid_alive(int(parts[1])):
+            dead.append(row["id"])
+    if not dead:
+        return []
+    out: list[str] = []
+    with state.db.transaction() as conn:
+        for tid in dead:
+            owner = next(r["lease_owner"] for r in rows if r["id"] == tid)
+            cur = conn.execute(
+                "UPDATE harvest_tasks SET state = 'preempted', lease_owner = NULL, "
+                "lease_until = NULL, updated = ? WHERE id = ? AND state = 'running' "
+                "AND lease_owner = ?",
+                (now, tid, owner),
+            )
+            if cur.rowcount == 1:
+                out.append(tid)
+    return out
 
 
 def renew(state: State, task_id: str, owner: str, lease: float) -> None:

@@ -107,3 +107,29 @@ def test_enqueue_accepts_jobspecs_from_the_jobs_package(state: State, tmp_path: 
     assert t.name == "harvest-sum" and t.executor == "wasm" and t.state == "queued"
     spec = queue.task_spec(state, tid)
     assert state.blobs.path(spec["module"]).exists()
+
+
+def test_reclaim_orphans_takes_only_tasks_of_dead_cycles_on_this_host(state: State) -> None:
+    ids = enqueue(state, [sum_job(n) for n in ("dead", "alive", "remote", "odd")])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid names no process now
+    owners = {
+        ids[0]: f"h1:{dead.pid}:aa",
+        ids[1]: f"h1:{os.getpid()}:bb",  # alive (this very process)
+        ids[2]: f"h2:{dead.pid}:cc",  # another host: only its lease can tell
+        ids[3]: "not-an-owner",
+    }
+    for _ in owners:
+        assert queue.claim(state, "placeholder", lease=300) is not None
+    with state.db.transaction() as conn:
+        for tid, owner in owners.items():
+            conn.execute("UPDATE harvest_tasks SET lease_owner = ? WHERE id = ?", (owner, tid))
+    assert queue.reclaim_orphans(state, "h1") == [ids[0]]
+    states = {t.id: t.state for t in queue.list_tasks(state)}
+    assert states == {ids[0]: "preempted", ids[1]: "running", ids[2]: "running", ids[3]: "running"}
+    # the reclaimed task is claimable at once, and the dead owner can no longer finish it
+    again = queue.claim(state, "h1:1:new", lease=300)
+    assert again is not None and again.id == ids[0] and again.attempts == 2
+    with pytest.raises(StateError):
+        queue.release(state, ids[0], owners[ids[0]], "done")
+    assert queue.reclaim_orphans(state, "h1") == []
