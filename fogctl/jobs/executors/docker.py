@@ -16,7 +16,10 @@ later fogctl can find it (:meth:`DockerExecutor.find`) after a crash.
 
 Exit reasons: ``oom`` when the engine says ``OOMKilled`` and the job failed (a
 process hit the limit, but the main process exiting 0 stays ``completed``, with a
-note); ``deadline`` when this executor killed it at the deadline; ``stopped`` after
+note) or, on a local cgroup v2 host where the engine may miss it, when the memory
+cgroups counted the kill (:mod:`.cgroups`: the container's ``memory.events`` if still
+there, else its parent's count rising during a run that ended by SIGKILL);
+``deadline`` when this executor killed it at the deadline; ``stopped`` after
 :meth:`stop` (unless the job exited 85: ``checkpointed``); 137 alone is reported as
 ``exit-code`` "killed by SIGKILL". The SDK's ``wait(timeout=)`` raises a requests
 ``ConnectionError``/``ReadTimeout`` on timeout: :meth:`DockerExecutor.wait` blocks on
@@ -40,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from fogctl.errors import InvalidInput, OperationFailed, ServiceUnavailable
+from fogctl.jobs.executors import cgroups
 from fogctl.jobs.executors.base import (
     LABEL_JOB,
     LABEL_MANAGED,
@@ -64,7 +68,6 @@ __all__ = [
 ]
 
 JOB_USER = "65534:65534"
-_CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 
 
@@ -239,6 +242,10 @@ class DockerExecutor(Executor):
         self._lock = threading.Lock()
         self._stopped: set[str] = set()
         self._deadline: set[str] = set()
+        #: cgroup v2 OOM evidence: container id -> (its cgroup, its parent, parent count)
+        self._oom: dict[str, tuple[str, str, int | None]] = {}
+        self._driver: str | None = None
+        self.cgroup_root = cgroups.CGROUP_ROOT
 
     @property
     def url(self) -> str:
@@ -259,10 +266,58 @@ class DockerExecutor(Executor):
             return self._client
 
     def _warm(self) -> None:
-        """Import the SDK and build the client (no request: the version is known)."""
+        """Import the SDK and build the client (no request: the version is known); on a
+        local cgroup v2 engine, learn its cgroup driver too (for OOM evidence)."""
         with contextlib.suppress(Exception), self._lock:
             if self._client is None:
                 self._client = docker_client(self.url, version=self._api_version)
+        with contextlib.suppress(Exception):
+            self._cgroup_driver()
+
+    def _cgroups_v2(self) -> bool:
+        """Does this engine run here on a cgroup v2 hierarchy we can read?"""
+        local = self.url.startswith("unix://") or self.url.startswith("/")
+        return local and cgroups.cgroup_version(self.cgroup_root) == 2
+
+    def _cgroup_driver(self) -> str | None:
+        """The engine's cgroup driver (one ``GET /info`` per executor, v2 hosts only)."""
+        if self._driver is None and self._cgroups_v2():
+            try:
+                self._driver = str(self.client.info().get("CgroupDriver") or "cgroupfs")
+            except Exception:
+                self._driver = ""
+        return self._driver or None
+
+    def _watch_oom(self, cid: str, cgroup_parent: str | None = None) -> None:
+        """Before the container starts: note its cgroup and its parent's OOM-kill count
+        (v2 counts are hierarchical and the parent outlives the container)."""
+        driver = self._cgroup_driver()
+        if driver is None:
+            return
+        from pathlib import PurePosixPath
+
+        own = cgroups.container_cgroup(cid, driver, cgroup_parent)
+        parent = str(PurePosixPath(own).parent)
+        before = cgroups.read_oom_kills(cgroups.events_file(self.cgroup_root, parent, 2))
+        self._oom[cid] = (own, parent, before)
+
+    def oom_evidence(self, ref: str, info: dict[str, Any]) -> cgroups.OomEvidence:
+        """What says whether the attempt was OOM-killed: the Engine's flag and, on
+        cgroup v2, the container's own counter (if still there) and its parent's."""
+        engine = bool(info.get("State", {}).get("OOMKilled"))
+        watched = self._oom.get(ref)
+        if watched is None:
+            return cgroups.OomEvidence(engine=engine)
+        own, parent, before = watched
+        root = self.cgroup_root
+        return cgroups.OomEvidence(
+            engine=engine,
+            container=cgroups.read_oom_kills(cgroups.events_file(root, own, 2)),
+            parent_before=before,
+            parent_after=cgroups.read_oom_kills(cgroups.events_file(root, parent, 2)),
+            version=2,
+            parent=parent,
+        )
 
     def available(self) -> ComponentStatus:
         """A bare-socket probe of the configured endpoint (a few ms, re-read each
@@ -338,6 +393,8 @@ class DockerExecutor(Executor):
             with contextlib.suppress(docker.errors.NotFound, OperationFailed):
                 self._api(self.client.api.remove_container, opts["name"], force=True)
             cid = self._create(spec.image, opts)
+        with contextlib.suppress(OSError):
+            self._watch_oom(cid)
         try:
             self._api(self.client.api.start, cid)
         except (OperationFailed, docker.errors.NotFound) as exc:
@@ -400,25 +457,22 @@ class DockerExecutor(Executor):
         st = info.get("State", {})
         code = int(st.get("ExitCode", -1))
         finished = _ts(st.get("FinishedAt"))
-        oom = bool(st.get("OOMKilled"))
         limit = info.get("HostConfig", {}).get("Memory") or 0
         if ref in self._deadline:
             return Exit("deadline", code, "activeDeadlineSeconds exceeded; killed", finished)
         if ref in self._stopped and code != 85:
             return Exit("stopped", code, f"stopped (exit {code})", finished)
-        if oom and code != 0:
-            return Exit("oom", code, f"out of memory (limit {limit} bytes)", finished)
-        if oom:
+        why = cgroups.judge_oom(self.oom_evidence(ref, info), code)
+        if why is not None and code != 0:
+            return Exit("oom", code, f"out of memory (limit {limit} bytes): {why}", finished)
+        if why is not None:
             return Exit.from_code(
                 0,
-                detail="a process in the job was OOM-killed; the main process exited 0",
+                detail=f"a process in the job was OOM-killed ({why}); the main process exited 0",
                 finished=finished,
             )
         if code == 137:
-            detail = "killed by SIGKILL (137)"
-            if _CGROUP_V2:
-                detail += "; on cgroup v2 Docker 20.10 may not report an OOM kill as such"
-            return Exit("exit-code", code, detail, finished)
+            return Exit("exit-code", code, "killed by SIGKILL (137)", finished)
         if st.get("Error"):
             return Exit("error", code, str(st["Error"])[:300], finished)
         return Exit.from_code(code, finished=finished)
@@ -510,6 +564,7 @@ class DockerExecutor(Executor):
             self._api(self.client.api.remove_container, handle.ref, force=True)
         self._stopped.discard(handle.ref)
         self._deadline.discard(handle.ref)
+        self._oom.pop(handle.ref, None)
 
     def find(self, labels: Mapping[str, str]) -> list[Running]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()] or [f"{LABEL_MANAGED}=1"]}
