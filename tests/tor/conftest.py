@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,24 @@ def http_get(sock_factory: Callable[[], Any], host: str, path: str = "/") -> byt
     return body
 
 
-def poll(fn: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.3) -> Any:
-    """Call ``fn`` until it returns a truthy value without raising; bounded by ``timeout``."""
+def poll(
+    fn: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.3,
+    diag: Callable[[], str] | None = None,
+) -> Any:
+    """Call ``fn`` until it returns a truthy value without raising; bounded by ``timeout``.
+
+    On timeout the error names the last exception and, from ``diag``, what the tors
+    involved logged (so a CI failure explains itself).
+    """
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
+    tries = 0
     while time.monotonic() < deadline:
+        tries += 1
         try:
             result = fn()
             if result:
@@ -95,7 +109,54 @@ def poll(fn: Callable[[], Any], *, timeout: float, what: str, interval: float = 
         except Exception as exc:
             last = exc
         time.sleep(interval)
-    raise AssertionError(f"{what} not within {timeout} s (last error: {last!r})")
+    extra = f"\n{diag()}" if diag is not None else ""
+    raise AssertionError(f"{what} not within {timeout} s, {tries} tries (last: {last!r}){extra}")
+
+
+def tor_log_lines(*logs: Path, lines: int = 12) -> str:
+    """The last notice/warn lines of each tor log (bootstrap chatter left out)."""
+    out = []
+    for log in logs:
+        try:
+            text = log.read_text(errors="replace").splitlines()
+        except OSError as exc:
+            out.append(f"--- {log}: unreadable ({exc.strerror})")
+            continue
+        keep = [ln for ln in text if "Bootstrapped" not in ln and "running Tor as root" not in ln]
+        out.append(f"--- {log} (last {lines} lines)")
+        out.extend(keep[-lines:])
+    return "\n".join(out)
+
+
+def fetch_onion(
+    net: Any, address: str, port: int, *, service_log: Path | None = None, timeout: float = 45
+) -> bytes:
+    """GET / from ``address:port`` through the private network's client (tor resolves the
+    name), retried until it answers.
+
+    Every try uses its own SOCKS credentials, hence its own circuits: a retry must not
+    queue behind a rendezvous circuit of an earlier try that the service will never
+    join (tor keeps such a circuit "pending-join ... with intro ack" until SocksTimeout,
+    120 s, and attaches every new stream of the same isolation to it).
+    """
+    from fogctl.tor.socks import connect
+
+    def once() -> bytes:
+        iso = secrets.token_hex(8)
+        return http_get(
+            lambda: connect(net.socks, address, port, timeout=15, isolation=iso), address
+        )
+
+    logs = [net.directory / "client" / "tor.log"]
+    if service_log is not None:
+        logs.append(service_log)
+    return poll(  # type: ignore[no-any-return]
+        once,
+        timeout=timeout,
+        what=f"fetch from {address}:{port}",
+        interval=0.5,
+        diag=lambda: tor_log_lines(*logs),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +165,41 @@ def short_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="fogtor-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def tors_under(roots: list[Path]) -> list[int]:
+    """Pids of live tor processes whose torrc (``-f PATH``) lies under one of ``roots``."""
+    prefixes = [str(r.resolve()).encode() + b"/" for r in roots]
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv[0] or Path(os.fsdecode(argv[0])).name != "tor" or b"-f" not in argv[:-1]:
+            continue
+        torrc = argv[argv.index(b"-f") + 1]
+        if any(torrc.startswith(p) for p in prefixes):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_tor_left_behind(short_tmp: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Last line of defence, torn down after every other tor fixture: whatever tor the
+    session started (under its temp dirs) and a failed test left running is stopped,
+    and named in a warning. Tors also exit on their own if pytest is killed
+    (``__OwningControllerProcess``)."""
+    yield
+    from fogctl.tor import proc
+
+    roots = [short_tmp, tmp_path_factory.getbasetemp()]
+    left = tors_under(roots)
+    if left:
+        proc.stop_pids(left, timeout=2)
+        warnings.warn(f"tor processes left running by tests/tor, now stopped: {left}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +215,11 @@ def testnet(short_tmp: Path) -> Iterator[Any]:
         need_binary("tor")
     directory = short_tmp / "net"
     start = time.monotonic()
-    tn.testnet_up(directory, relays=2, owner_pid=os.getpid(), timeout=60)
+    try:
+        tn.testnet_up(directory, relays=2, owner_pid=os.getpid(), timeout=60)
+    except Exception as exc:  # the directory goes with short_tmp: keep what the tors said
+        logs = sorted(directory.glob("*/tor.log"))
+        raise AssertionError(f"{exc}\n{tor_log_lines(*logs, lines=6)}") from exc
     net = tn.load(directory)
     net.ready_s = time.monotonic() - start  # type: ignore[attr-defined]
     yield net
@@ -139,7 +239,10 @@ def tor_home(short_tmp: Path, testnet: Any) -> Iterator[Path]:
 
     home = short_tmp / "home"
     state, _ = State.create(home)
-    daemon.up(state, testnet=testnet.directory, owner_pid=os.getpid(), timeout=60)
+    try:
+        daemon.up(state, testnet=testnet.directory, owner_pid=os.getpid(), timeout=60)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{tor_log_lines(home / 'tor' / 'tor.log')}") from exc
     yield home
     daemon.down(state)
     state.close()

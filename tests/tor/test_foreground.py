@@ -43,6 +43,7 @@ def test_foreground_shows_progress_on_a_tty_and_stops_on_sigterm(
         cwd=Path(__file__).resolve().parents[2],
     )
     os.close(slave)
+    tor_pid: int | None = None
     try:
         line = child.stdout.readline() if child.stdout else b""  # the tor record
         assert line, child.poll()
@@ -66,10 +67,14 @@ def test_foreground_shows_progress_on_a_tty_and_stops_on_sigterm(
         assert code == 0, err
         from fogctl.tor import proc
 
-        poll(lambda: not proc.pid_alive(tor_pid), timeout=10, what="tor to stop")
+        poll(lambda: not proc.pid_alive(rec["pid"]), timeout=10, what="tor to stop")
         assert not (home / "tor" / "daemon.json").exists()
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+        from fogctl.tor import proc
+
+        if tor_pid is not None:  # its owner is gone; do not wait for tor to notice
+            proc.stop_pids([tor_pid], timeout=2)
         os.close(master)
