@@ -284,7 +284,14 @@ def _torrc(
 def _testnet_lines(directory: Path) -> list[tuple[str, str]]:
     from fogctl.tor import testnet
 
-    return [*testnet.client_torrc_lines(testnet.load(directory)), ("AssumeReachable", "1")]
+    net = testnet.load(directory)
+    return [
+        ("TestingTorNetwork", "1"),
+        *net.dir_authority_lines(),
+        ("UseMicrodescriptors", "0"),
+        ("ClientRejectInternalAddresses", "0"),
+        ("AssumeReachable", "1"),
+    ]
 
 
 class Stopped(OperationFailed):

@@ -62,15 +62,6 @@ VOTING = (
     ("TestingV3AuthInitialDistDelay", "2"),
     ("TestingV3AuthVotingStartOffset", "0"),
 )
-# Path selection in a network of a handful of relays. With vanguards-lite (tor >= 0.4.7)
-# an onion-service circuit keeps its guard and may pick that same relay as its last hop
-# (intro or rendezvous point); the middle then refuses to "extend back to the previous
-# hop" and the circuit dies (DESTROY, reason 11). Among 5 relays that is about one
-# onion circuit in four, so reaching an onion service took 0-15 s of retries and, on a
-# loaded machine, sometimes longer than a client's patience. Vanguards protect against
-# guard discovery, which means nothing in a lab on 127.0.0.1: every tor of a private
-# network (and every tor joined to one) turns them off.
-LAB_PATHS = (("VanguardsLiteEnabled", "0"),)
 Progress = Callable[[str], None]
 
 
@@ -144,7 +135,6 @@ def client_torrc_lines(net: Testnet) -> list[tuple[str, str]]:
         *net.dir_authority_lines(),
         ("UseMicrodescriptors", "0"),
         ("ClientRejectInternalAddresses", "0"),
-        *LAB_PATHS,
         *VOTING,
     ]
 
@@ -251,7 +241,6 @@ def _torrc(node: Node, datadir: Path, nodes: list[Node], owner_pid: int | None) 
         ("ContactInfo", f"{node.name}@fogctl.invalid"),
         ("AssumeReachable", "1"),
         ("ConnLimit", "60"),
-        *LAB_PATHS,
         *dir_authority_lines(nodes),
         *VOTING,
     ]
