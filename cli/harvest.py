@@ -328,7 +328,9 @@ def run(
 
     Tasks are capped (CPU, memory) by the policy; when eligibility is lost a task is
     told to checkpoint, stopped within the grace period and resumed on a later cycle.
-    A second cycle started while one runs exits at once (a lock in the state dir).
+    A second cycle started while one runs exits at once (a lock in the state dir,
+    released by the kernel however its holder exits); a task left running by a cycle
+    that was killed is taken back at once and resumed from its checkpoint.
     Prints a harvest-cycle record per cycle. SIGTERM preempts the task and exits.
     """
     import random
