@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,17 +125,24 @@ def crontab() -> Iterator[CronTab]:
     if os.geteuid() == 0 and shutil.which("useradd") and shutil.which("userdel"):
         user = f"fogctl-hv{os.getpid()}"
         subprocess.run(["userdel", user], capture_output=True, check=False)  # a leftover
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-            check=True,
-            capture_output=True,
-        )
+        add = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user]
+        for attempt in range(10):  # /etc/passwd may be locked by another useradd a moment
+            res = subprocess.run(add, capture_output=True, text=True, check=False)
+            if res.returncode == 0 or "lock" not in res.stderr or attempt == 9:
+                break
+            time.sleep(0.2)
+        assert res.returncode == 0, res.stderr
         try:
             assert "no crontab" in _crontab_l(user).stderr  # private: starts empty
             yield CronTab(user=user)
         finally:
             subprocess.run(["crontab", "-u", user, "-r"], capture_output=True, check=False)
-            subprocess.run(["userdel", user], check=True, capture_output=True)
+            for attempt in range(10):
+                res = subprocess.run(["userdel", user], capture_output=True, text=True)
+                if res.returncode == 0 or "lock" not in res.stderr or attempt == 9:
+                    break
+                time.sleep(0.2)
+            assert res.returncode == 0, res.stderr
         return
     before = _crontab_l()
     had = before.returncode == 0
