@@ -98,7 +98,11 @@ def logs(
 
 @app.command(
     "wait",
-    epilog=examples("fogctl jobs wait hello", "fogctl jobs wait --json | jq -r .state"),
+    epilog=examples(
+        "fogctl jobs wait hello",
+        "fogctl jobs wait --json | jq -r .state",
+        "fogctl jobs wait --timeout 60 train || fogctl jobs cancel train",
+    ),
 )
 @output.with_output
 def wait(
@@ -109,14 +113,27 @@ def wait(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", "-j", min=1, help="Jobs run at once.")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            "-t",
+            min=0,
+            metavar="SECONDS",
+            help="Give up waiting after this long (exit 1, error code timeout); "
+            "the jobs keep running.",
+        ),
+    ] = None,
 ) -> None:
     """Wait until jobs end, streaming job records on each state change.
 
     Exits 1 if any job did not succeed. Jobs whose runner died are adopted and driven
-    from here (a container still running is waited for, not restarted)."""
+    from here (a container still running is waited for, not restarted). With
+    --timeout they are handed to a detached runner instead and only watched from
+    here, so giving up never stops them."""
     from fogctl.cli.submit import wait_command
 
-    code = wait_command(current_state(), list(jobs or []), concurrency=concurrency)
+    code = wait_command(current_state(), list(jobs or []), concurrency=concurrency, timeout=timeout)
     if code:
         raise typer.Exit(code)
 

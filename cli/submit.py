@@ -219,7 +219,13 @@ def _harvest(state: "State", specs: "list[JobSpec]") -> int:
     return 0
 
 
-def wait_command(state: "State", ids: list[str], *, concurrency: int | None = None) -> int:
+def wait_command(
+    state: "State",
+    ids: list[str],
+    *,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+) -> int:
     from fogctl.jobs import engine
     from fogctl.jobs import lifecycle as lc
 
@@ -227,6 +233,11 @@ def wait_command(state: "State", ids: list[str], *, concurrency: int | None = No
         ids = [r.id for r in engine.list_jobs(state) if r.state in lc.ACTIVE]
         if not ids:
             return 0
+    if timeout is not None:
+        final = engine.wait_for(
+            state, ids, timeout=timeout, concurrency=concurrency, on_event=_stream
+        )
+        return 1 if any(r.state != lc.SUCCEEDED for r in final) else 0
     with _sigterm_interrupts():
         final = engine.run_jobs(state, ids, concurrency=concurrency, on_event=_stream)
     bad = [r for r in final if r.state != lc.SUCCEEDED]

@@ -7,6 +7,7 @@ Library API (each ``fogctl`` jobs command calls one of these):
   calling ``on_event`` with a :class:`JobRecord` on every state change.
 * :func:`spawn_runner` — the same in a detached process (``fogctl submit`` without
   ``--wait``); it exits when its jobs are done.
+* :func:`wait_for` — watch jobs until they end or a timeout passes (the jobs go on).
 * :func:`list_jobs`, :func:`get_job`, :func:`cancel`, :func:`watch`, :func:`logs`.
 * :func:`reconcile` — make the DB tell the truth after fogctl was killed: containers
   are found by their labels and their real end recorded; attempts whose runner died
@@ -33,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fogctl.errors import FogError, InvalidInput, ServiceUnavailable, StateError
+from fogctl.errors import FogError, InvalidInput, OperationFailed, ServiceUnavailable, StateError
 from fogctl.jobs import lifecycle as lc
 from fogctl.jobs.executors import executor_name_for, get_executor
 from fogctl.jobs.executors.base import (
@@ -60,6 +61,7 @@ __all__ = [
     "run_jobs",
     "spawn_runner",
     "submit",
+    "wait_for",
     "watch",
 ]
 
@@ -968,6 +970,69 @@ def _force(state: State, row: Any, new: str | None, result: Exit, log: bytes | N
         _transition(
             conn, fresh, target, now=now, reason=result.reason, detail=result.detail, **extra
         )
+
+
+class WaitTimeout(OperationFailed):
+    """``jobs wait --timeout`` ran out before every job ended (exit 1, code ``timeout``);
+    the jobs themselves go on."""
+
+    code = "timeout"
+
+
+def wait_for(
+    state: State,
+    ids: list[str],
+    *,
+    timeout: float,
+    concurrency: int | None = None,
+    on_event: Callable[[JobRecord], None] | None = None,
+    poll: float = 0.1,
+) -> list[JobRecord]:
+    """Watch ``ids`` until every one is terminal or ``timeout`` seconds pass
+    (:class:`WaitTimeout`), streaming state changes. Waiting never changes the jobs:
+    those with no live runner are handed to a detached runner first (as a submit
+    without ``--wait`` does), so they run on after a timeout."""
+    migrate(state)
+    ids = list(dict.fromkeys(ids))
+    reconcile(state, ids)
+    rows = {r["id"]: r for r in _rows_of(state, ids)}
+    unknown = [i for i in ids if i not in rows]
+    if unknown:
+        raise InvalidInput(f"no such job: {', '.join(unknown)}")
+    orphans = [
+        i
+        for i, r in rows.items()
+        if r["state"] in lc.ACTIVE and not _owner_alive(r["owner_pid"], r["owner_start"])
+    ]
+    if orphans:
+        spawn_runner(state, orphans, concurrency=concurrency)
+    emit = on_event or (lambda rec: None)
+    seen: dict[str, str] = {}
+    end = time.monotonic() + max(0.0, timeout)
+    while True:
+        rows = {r["id"]: r for r in _rows_of(state, ids)}
+        for job_id in ids:
+            row = rows[job_id]
+            if seen.get(job_id) != row["state"]:
+                seen[job_id] = row["state"]
+                emit(_record(row))
+        left = [i for i in ids if rows[i]["state"] not in lc.TERMINAL]
+        if not left:
+            return [_record(rows[i]) for i in ids]
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+            raise WaitTimeout(
+                f"timed out after {timeout:g} s: {len(left)} job(s) not finished ({shown});"
+                " they keep running",
+                hint=f"fogctl jobs wait {' '.join(left[:3])}",
+            )
+        time.sleep(min(poll, remaining))
+
+
+def _rows_of(state: State, ids: list[str]) -> list[Any]:
+    marks = ",".join("?" * len(ids))
+    return state.db.query(f"SELECT * FROM jobs WHERE id IN ({marks})", ids)
 
 
 def watch(
