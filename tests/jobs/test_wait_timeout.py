@@ -1,4 +1,5 @@
-"""fogctl jobs wait --timeout: giving up waiting never stops the jobs."""
+"""fogctl jobs wait --timeout (giving up waiting never stops the jobs) and the
+jobs.concurrency bound on jobs running at once."""
 
 from __future__ import annotations
 
@@ -59,3 +60,35 @@ def test_timeout_refuses_unknown_jobs_and_negative_values(cli) -> None:
     res = cli("jobs", "wait", "--timeout", "1", "nope")
     assert res.code == 2 and "no such job: nope" in res.stderr
     assert cli("jobs", "wait", "--timeout", "-1", "nope").code == 2
+
+
+def _max_overlap(rows: list[dict[str, object]]) -> int:
+    """The most jobs running at once, from their running/terminal events."""
+    edges = []
+    for job_events in rows:
+        start = next(e["at"] for e in job_events if e["state"] == "running")
+        end = next(e["at"] for e in job_events if e["state"] == "deadline-exceeded")
+        edges += [(start, 1), (end, -1)]
+    now = peak = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):  # ends before starts
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_concurrency_setting_bounds_running_jobs(
+    cli, write_spec, wat: Callable[[str, str], str], monkeypatch
+) -> None:
+    monkeypatch.setenv("FOGCTL_JOBS_CONCURRENCY", "2")  # the jobs.concurrency setting
+    spin = wat("spin", WASM_SPIN)
+    names = [f"s{i}" for i in range(6)]
+    spec = write_spec(
+        "---\n".join(
+            f"metadata: {{name: {n}}}\nwasm: {spin}\nactiveDeadlineSeconds: 0.2\n" for n in names
+        )
+    )
+    res = cli("submit", str(spec), "--wait", "--json")
+    assert res.code == 1  # every job ran out of time, by design
+    assert {r["state"] for r in res.records() if r["id"] in names} >= {"deadline-exceeded"}
+    rows = [engine.events(State(), n) for n in names]
+    assert _max_overlap(rows) == 2
