@@ -23,6 +23,31 @@ def test_status_on_this_machine(cli: Any) -> None:
     assert rec["watts_task"] >= rec["watts_idle"] > 0
 
 
+def test_status_loads_no_heavy_module() -> None:
+    """What a timer runs every minute stays light: no psutil (Linux reads /proc and /sys),
+    no wasmtime, docker or rich, and no yaml without a config file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys,json;from fogctl.cli.main import main;"
+        "main(['harvest','status','--json']);sys.stdout.flush();"
+        "print(json.dumps(sorted(m for m in ('psutil','wasmtime','docker','yaml','rich') "
+        "if m in sys.modules)), file=sys.stderr)"
+    )
+    env = dict(os.environ)
+    env.pop("FOGCTL_HARVEST_SENSORS", None)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    loaded = json.loads(res.stderr.strip().splitlines()[-1])
+    assert loaded == ([] if sys.platform.startswith("linux") else ["psutil"]), loaded
+    assert json.loads(res.stdout)["kind"] == "harvest-status"
+
+
 def test_status_scenarios(cli: Any, sensors: Sensors) -> None:
     rec = cli("harvest", "status", "--json").record()
     assert rec["eligible"] and rec["sensors"].startswith("file:")
