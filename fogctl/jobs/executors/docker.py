@@ -64,6 +64,7 @@ __all__ = [
     "docker_client",
     "docker_endpoint",
     "hardened_options",
+    "parse_ping",
     "probe_engine",
 ]
 
@@ -108,11 +109,11 @@ PROBE_TIMEOUT = 0.5
 
 
 def probe_engine(url: str) -> tuple[ComponentStatus, str | None]:
-    """``GET /version`` over a bare socket (no docker/requests import): the engine's
-    status and its API version (``None`` when unreachable or not said). Only
+    """``GET /_ping`` over a bare socket (no docker/requests import; ~0.5 ms where
+    ``/version`` takes ~10 ms): the engine's status and the API version its
+    ``Api-Version`` header gives (``None`` when unreachable or not said). Only
     ``unix://``, ``tcp://`` and ``http://`` endpoints are probed this way; others
     (``ssh://``, TLS) report reachable with no version and the client finds out."""
-    import json
     import socket
     from urllib.parse import urlparse
 
@@ -133,26 +134,33 @@ def probe_engine(url: str) -> tuple[ComponentStatus, str | None]:
                 (parsed.hostname or "127.0.0.1", parsed.port or 2375), PROBE_TIMEOUT
             )
         with sock:
-            sock.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
             data = b""
-            while len(data) < 1 << 20 and (chunk := sock.recv(65536)):
+            while len(data) < 1 << 16 and (chunk := sock.recv(65536)):
                 data += chunk
     except OSError as exc:
         return ComponentStatus(False, url, exc.strerror or str(exc)), None
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n", 1)[0]:
+    return parse_ping(url, data)
+
+
+def parse_ping(url: str, data: bytes) -> tuple[ComponentStatus, str | None]:
+    """Status and API version from the raw HTTP answer to ``GET /_ping``."""
+    head = data.partition(b"\r\n\r\n")[0].decode("latin-1")
+    status_line, *lines = head.split("\r\n")
+    headers = {}
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    if not status_line.startswith("HTTP/1.") or " 200 " not in f"{status_line} ":
         return ComponentStatus(False, url, "not a Docker Engine API"), None
-    try:
-        info = json.loads(body)
-    except ValueError:
-        info = None
-    if not isinstance(info, dict):
-        return ComponentStatus(True, url, "Docker Engine ?"), None
-    api = info.get("ApiVersion")
-    return (
-        ComponentStatus(True, url, f"Docker Engine {info.get('Version', '?')}"),
-        api if isinstance(api, str) and api.replace(".", "").isdigit() else None,
-    )
+    api = headers.get("api-version")
+    if "api-version" not in headers and not headers.get("server", "").startswith("Docker/"):
+        return ComponentStatus(False, url, "not a Docker Engine API"), None
+    server = headers.get("server", "")
+    name = server.split("/", 1)[1].split(" ", 1)[0] if server.startswith("Docker/") else "?"
+    valid = api is not None and api.replace(".", "").isdigit() and "." in api
+    return ComponentStatus(True, url, f"Docker Engine {name}"), api if valid else None
 
 
 def _short(exc: BaseException) -> str:
