@@ -3,6 +3,7 @@ Docker cgroup drivers (no engine needed), and the docker executor's use of it.""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,36 @@ def test_executor_on_v1_trusts_the_engine_flag(tmp_path: Path) -> None:
     assert ex._oom == {}
     assert ex._exit(CID, _info(137, engine_oom=True)).reason == "oom"
     assert ex._exit(CID, _info(137)).reason == "exit-code"
+
+
+class _InfoOnly:
+    """Stands in for the SDK client: only GET /info is expected."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def info(self) -> dict[str, str]:
+        self.calls += 1
+        return {"CgroupDriver": "systemd"}
+
+
+def test_background_warm_up_learns_the_driver_once(tmp_path: Path) -> None:
+    v2_tree(tmp_path, "systemd", parent_kills=0, own_kills=None)
+    ex = DockerExecutor(base_url="unix:///nonexistent/docker.sock")
+    ex.cgroup_root = tmp_path
+    fake = _InfoOnly()
+    ex._client = fake  # as if the SDK client were built already
+    ex._warming = threading.Thread(target=ex._warm)  # as available() starts it
+    ex._warming.start()
+    ex._warming.join(10)
+    assert ex._driver == "systemd"
+    ex._watch_oom(CID)
+    assert ex._oom[CID][1] == "system.slice" and fake.calls == 1
+
+
+def test_no_cgroup_work_for_a_remote_engine(tmp_path: Path) -> None:
+    v2_tree(tmp_path, "cgroupfs", parent_kills=0, own_kills=None)
+    ex = DockerExecutor(base_url="tcp://127.0.0.1:2375")  # its cgroups are not ours to read
+    ex.cgroup_root = tmp_path
+    ex._watch_oom(CID)
+    assert ex._oom == {} and ex._driver is None

@@ -279,19 +279,21 @@ class DockerExecutor(Executor):
         with contextlib.suppress(Exception), self._lock:
             if self._client is None:
                 self._client = docker_client(self.url, version=self._api_version)
-        with contextlib.suppress(Exception):
-            self._cgroup_driver()
+        if self._client is not None:  # not self.client: that would join this thread
+            with contextlib.suppress(Exception):
+                self._cgroup_driver(self._client)
 
     def _cgroups_v2(self) -> bool:
         """Does this engine run here on a cgroup v2 hierarchy we can read?"""
         local = self.url.startswith("unix://") or self.url.startswith("/")
         return local and cgroups.cgroup_version(self.cgroup_root) == 2
 
-    def _cgroup_driver(self) -> str | None:
+    def _cgroup_driver(self, client: Any = None) -> str | None:
         """The engine's cgroup driver (one ``GET /info`` per executor, v2 hosts only)."""
         if self._driver is None and self._cgroups_v2():
             try:
-                self._driver = str(self.client.info().get("CgroupDriver") or "cgroupfs")
+                info = (client or self.client).info()
+                self._driver = str(info.get("CgroupDriver") or "cgroupfs")
             except Exception:
                 self._driver = ""
         return self._driver or None
