@@ -128,6 +128,12 @@ def tor_log_lines(*logs: Path, lines: int = 12) -> str:
     return "\n".join(out)
 
 
+def log_rend_info(ctl: Any, directory: Path) -> None:
+    """Have a running tor also log its onion-service chatter (info level, ``[rend]``
+    domain only) to ``directory/rend.log``: what a failed onion fetch reports."""
+    ctl.set_conf("Log", ["notice stdout", f"[rend]info file {directory / 'rend.log'}"])
+
+
 def fetch_onion(
     net: Any, address: str, port: int, *, service_log: Path | None = None, timeout: float = 45
 ) -> bytes:
@@ -147,9 +153,9 @@ def fetch_onion(
             lambda: connect(net.socks, address, port, timeout=15, isolation=iso), address
         )
 
-    logs = [net.directory / "client" / "tor.log"]
+    logs = [net.directory / "client" / "tor.log", net.directory / "client" / "rend.log"]
     if service_log is not None:
-        logs.append(service_log)
+        logs += [service_log, service_log.with_name("rend.log")]
     return poll(  # type: ignore[no-any-return]
         once,
         timeout=timeout,
@@ -222,6 +228,13 @@ def testnet(short_tmp: Path) -> Iterator[Any]:
         raise AssertionError(f"{exc}\n{tor_log_lines(*logs, lines=6)}") from exc
     net = tn.load(directory)
     net.ready_s = time.monotonic() - start  # type: ignore[attr-defined]
+    from fogctl.tor.control import open_controller
+
+    ctl = open_controller(("127.0.0.1", net.client.control_port))
+    try:
+        log_rend_info(ctl, directory / "client")
+    finally:
+        ctl.close()
     yield net
     t0 = time.monotonic()
     tn.testnet_down(directory)
@@ -243,6 +256,8 @@ def tor_home(short_tmp: Path, testnet: Any) -> Iterator[Path]:
         daemon.up(state, testnet=testnet.directory, owner_pid=os.getpid(), timeout=60)
     except Exception as exc:
         raise AssertionError(f"{exc}\n{tor_log_lines(home / 'tor' / 'tor.log')}") from exc
+    with daemon.controller(state) as ctl:
+        log_rend_info(ctl, home / "tor")
     yield home
     daemon.down(state)
     state.close()

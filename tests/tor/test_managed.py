@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.tor.conftest import HttpServer, fetch_onion, poll
+from tests.tor.conftest import HttpServer, fetch_onion, log_rend_info, poll
 
 SEEN: list[str] = []  # every stdout/stderr of this module, checked for key material
 
@@ -137,6 +137,11 @@ def test_persistent_onion_survives_restart(
     assert "restored 1 persistent" in res.stderr
     listed = {r["address"]: r for r in run(cli, "tor", "onion", "ls", "--json").records()}
     assert listed[rec["address"]]["active"] and listed[rec["address"]]["persistent"]
+    from fogctl.state import State
+    from fogctl.tor import daemon
+
+    with daemon.controller(State()) as ctl:  # the new tor logs its onion chatter too
+        log_rend_info(ctl, in_tor_home / "tor")
     # A client that still holds the old instance's descriptor reaches the new instance
     # on its own (its introductions fail, it fetches the new descriptor): no NEWNYM.
     assert fetch_onion(testnet, rec["address"], 8080, service_log=log) == http_server.body
