@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from fogctl.jobs import engine, parse_spec
 from fogctl.jobs.executors import Launch, get_executor
+from fogctl.jobs.executors.base import LABEL_STATE
 from fogctl.jobs.executors.docker import hardened_options
 from fogctl.state import State
 from tests.jobs.conftest import poll
@@ -379,3 +381,25 @@ def test_resubmit_with_retry(cli, busybox_image: str) -> None:
     assert same["attempt"] == first["attempt"] == 1  # not run twice
     res = cli("submit", "-", "--wait", "--retry", "--json", input=json.dumps(spec) + "\n")
     assert res.code == 1 and res.records()[-1]["attempt"] == 2
+
+
+def test_stop_kills_after_the_grace_when_the_signal_is_ignored(
+    busybox_image: str, tmp_path: Path
+) -> None:
+    spec = parse_spec(job("deaf", busybox_image, "trap '' TERM; echo ready; sleep 30"))
+    ex = get_executor("docker")
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o777)
+    handle = ex.start(Launch(spec, "deaf-1", work, labels={LABEL_STATE: str(State().root)}))
+    try:
+        poll(lambda: b"ready" in b"".join(ex.logs(handle)), timeout=10)
+        start = time.monotonic()
+        ex.stop(handle, "SIGTERM", grace=0.5)
+        took = time.monotonic() - start
+        result = ex.wait(handle, timeout=5)
+        assert result is not None
+        assert (result.reason, result.exit_code) == ("stopped", 137)
+        assert 0.5 <= took < 5  # waited out the grace on the Engine's wait, then SIGKILL
+    finally:
+        ex.remove(handle)

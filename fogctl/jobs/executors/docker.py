@@ -530,13 +530,21 @@ class DockerExecutor(Executor):
                 self.client.api.wait(handle.ref, timeout=step)
 
     def _wait_exit(self, ref: str, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        """Block on the Engine's wait until the container is not running (True) or
+        ``timeout`` passes (False): no polling."""
+        import docker
+        import requests
+
+        try:
+            self._api(self.client.api.wait, ref, timeout=max(timeout, 0.01))
+        except docker.errors.NotFound:
+            return True
+        except ServiceUnavailable:  # requests' timeout surfaces as a ConnectionError
             info = self._inspect(ref)
-            if info is None or not info.get("State", {}).get("Running"):
-                return True
-            time.sleep(0.05)
-        return False
+            return info is None or not info.get("State", {}).get("Running")
+        except requests.exceptions.ReadTimeout:
+            return False
+        return True
 
     def _kill(self, ref: str, signal: str) -> None:
         import docker
