@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
 
 from fogctl.config import Config
 from fogctl.records import ComponentStatus
 
-DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"  # imports here stay light: jobs use this module
 DEFAULT_TOR_CONTROL = "127.0.0.1:9051"
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 TIMEOUT = 0.5
@@ -39,6 +35,8 @@ def _connect(endpoint: str) -> socket.socket:
         return s
     if endpoint.startswith("/"):
         return _connect("unix://" + endpoint)
+    from urllib.parse import urlparse
+
     parsed = urlparse(endpoint if "://" in endpoint else f"tcp://{endpoint}")
     return socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), TIMEOUT)
 
@@ -112,6 +110,9 @@ def rpc_url(config: Config, state_dir: Path | None = None) -> str:
 
 
 def probe_chain(config: Config, state_dir: Path | None = None) -> ComponentStatus:
+    import urllib.error
+    import urllib.request
+
     url = rpc_url(config, state_dir)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
     req = urllib.request.Request(
@@ -134,6 +135,8 @@ def probe_chain(config: Config, state_dir: Path | None = None) -> ComponentStatu
 
 def probe_all(config: Config, state_dir: Path) -> dict[str, ComponentStatus]:
     """Probe docker, tor and the chain RPC in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=3) as pool:
         docker = pool.submit(probe_docker, config)
         tor = pool.submit(probe_tor, config, state_dir)
