@@ -72,8 +72,6 @@ JOB_USER = "65534:65534"
 TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 
 
-
-
 def docker_endpoint() -> str:
     """``docker.host`` config, else ``$DOCKER_HOST``, else the default unix socket."""
     from fogctl.components import docker_endpoint as configured
