@@ -11,7 +11,8 @@ Rules:
   ``preempts``) makes it ``retrying`` after one backoff base; not a failure.
 * ``deadline`` makes it ``deadline-exceeded`` (activeDeadlineSeconds covers the whole
   job, all attempts, as in Kubernetes); ``stopped`` by a cancel makes it ``cancelled``.
-* Any other failure counts; while failures <= backoffLimit the job is ``retrying``
+* Any other failure counts (``interrupted``, an attempt a daemon restart stopped, and
+  ``lost`` among them); while failures <= backoffLimit the job is ``retrying``
   after an exponential backoff (base, 2*base, 4*base... capped; Kubernetes uses 10 s
   and 6 min), else ``failed``. ``rejected`` and ``unavailable`` never retry.
 * ``cancel`` moves any non-terminal job to ``cancelled``.

@@ -14,7 +14,7 @@ class JobRecord(Record):
     """A job and where it stands. ``state`` is one of pending, running, retrying,
     succeeded, failed, cancelled, deadline-exceeded; ``reason`` says why the last attempt
     ended (completed, exit-code, checkpointed, oom, deadline, fuel, stopped, preempted, rejected,
-    lost, dependency, unavailable, error); ``attempt`` counts started attempts;
+    lost, interrupted, dependency, unavailable, error); ``attempt`` counts started attempts;
     ``logs`` is the blob digest of the last attempt's output; ``outputs`` maps each
     declared output path to its blob digest; times are ISO 8601 UTC; ``retry_at`` is
     when a retrying job starts again; ``queue`` is ``harvest`` for jobs handed to

@@ -32,7 +32,7 @@ Rules every executor follows:
 * Failures are reported by :class:`Exit.reason`: ``completed`` (exit 0), ``exit-code``,
   ``checkpointed`` (exit 85), ``oom``, ``deadline``, ``fuel``, ``stopped`` (by
   ``stop``), ``rejected`` (the engine refused to start it), ``lost`` (it vanished),
-  ``error`` (anything else; ``detail`` says what).
+  ``interrupted`` (the engine restarted under it), ``error`` (anything else; ``detail`` says what).
 * Expected failures raise :class:`~fogctl.errors.FogError` subclasses:
   ``ServiceUnavailable`` (exit 3) naming the socket when the engine is unreachable,
   ``InvalidInput`` for a spec the executor cannot run.
@@ -84,6 +84,7 @@ REASONS = (
     "preempted",
     "rejected",
     "lost",
+    "interrupted",
     "error",
 )
 

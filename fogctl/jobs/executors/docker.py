@@ -21,9 +21,13 @@ cgroups counted the kill (:mod:`.cgroups`: the container's ``memory.events`` if 
 there, else its parent's count rising during a run that ended by SIGKILL);
 ``deadline`` when this executor killed it at the deadline; ``stopped`` after
 :meth:`stop` (unless the job exited 85: ``checkpointed``); 137 alone is reported as
-``exit-code`` "killed by SIGKILL". The SDK's ``wait(timeout=)`` raises a requests
-``ConnectionError``/``ReadTimeout`` on timeout: :meth:`DockerExecutor.wait` blocks on
-the Engine's wait in steps of at most 5 s (or the deadline) and inspects once at the end.
+``exit-code`` "killed by SIGKILL"; ``interrupted`` when the engine stopped answering
+during the attempt (a daemon restart: the daemon stops its containers on the way
+down) and, once it answers again, the container is gone or ended by a signal; ``lost``
+when it did not answer for ``jobs.engine_grace`` seconds (default 60). The SDK's
+``wait(timeout=)`` raises a requests ``ConnectionError``/``ReadTimeout`` on timeout:
+:meth:`DockerExecutor.wait` blocks on the Engine's wait in steps of at most 5 s (or the
+deadline) and inspects once at the end.
 
 Start-up cost matters (``fogctl submit --wait`` of a trivial container is compared
 with ``docker run --rm``): :meth:`DockerExecutor.available` probes with a bare socket
@@ -70,6 +74,8 @@ __all__ = [
 
 JOB_USER = "65534:65534"
 TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
+#: Seconds an attempt waits for an engine that stopped answering (``jobs.engine_grace``).
+ENGINE_GRACE = 60.0
 
 
 def docker_endpoint() -> str:
@@ -491,14 +497,47 @@ class DockerExecutor(Executor):
 
         end = None if timeout is None else time.monotonic() + timeout
         inspect = timeout is not None and timeout <= 0  # a bare check: look first
+        outage: float | None = None  # since when the engine has not answered
+        grace = ENGINE_GRACE
+        pause = 0.05
         while True:
             if inspect:
-                info = self._inspect(handle.ref)
+                try:
+                    info = self._inspect(handle.ref)
+                except ServiceUnavailable:
+                    if timeout is not None:
+                        raise  # a bounded look (reconcile): nothing can be learnt now
+                    # The daemon went away (a restart): wait for it to come back, bounded.
+                    now_m = time.monotonic()
+                    if outage is None:
+                        outage, grace = now_m, self._engine_grace()
+                    if now_m - outage >= grace:
+                        return Exit(
+                            "lost",
+                            None,
+                            f"the Docker Engine at {self.url} did not answer for {grace:g} s"
+                            " during the attempt",
+                        )
+                    time.sleep(pause)
+                    pause = min(pause * 2, 1.0)
+                    continue
                 if info is None:
+                    if outage is not None:
+                        return Exit(
+                            "interrupted",
+                            None,
+                            "the Docker Engine restarted; the container is gone",
+                        )
                     return Exit("lost", None, "the container is gone")
                 st = info.get("State", {})
                 if not st.get("Running") and st.get("Status") in ("exited", "dead"):
-                    return self._exit(handle.ref, info)
+                    result = self._exit(handle.ref, info)
+                    if outage is not None:
+                        return self._interrupted(result)
+                    return result
+                # Still running: an engine that came back with it (live-restore) did
+                # not interrupt it; a later end is its own.
+                outage, pause = None, 0.05
             inspect = True
             now = time.time()
             if handle.deadline is not None and now >= handle.deadline:
@@ -521,8 +560,37 @@ class DockerExecutor(Executor):
                 requests.exceptions.ReadTimeout,
                 requests.exceptions.ConnectionError,
                 docker.errors.NotFound,
+                ServiceUnavailable,  # no client yet and no engine: the inspect decides
             ):
                 self.client.api.wait(handle.ref, timeout=step)
+
+    def _engine_grace(self) -> float:
+        """How long an attempt waits for an engine that stopped answering (a daemon
+        restart) before it is given up as ``lost``: ``jobs.engine_grace`` (default 60 s)."""
+        from fogctl.state import State
+
+        try:
+            return max(float(State().config.get("jobs.engine_grace", ENGINE_GRACE)), 0.0)
+        except (TypeError, ValueError):
+            raise InvalidInput("jobs.engine_grace: expected a number of seconds") from None
+
+    @staticmethod
+    def _interrupted(result: Exit) -> Exit:
+        """An attempt that ended while the engine was away: killed by a signal (the
+        daemon stops its containers when it shuts down) or by the engine itself is an
+        ``interrupted`` attempt, retried per backoffLimit; a job that completed or
+        checkpointed (exit 85) in the meantime keeps that result."""
+        code = result.exit_code
+        killed = code is None or code > 128 or result.reason in ("error", "lost")
+        if result.reason in ("exit-code", "error", "lost") and killed:
+            how = "" if code is None else f" (exit {code})"
+            return Exit(
+                "interrupted",
+                code,
+                f"the Docker Engine restarted during the attempt and stopped the container{how}",
+                result.finished,
+            )
+        return result
 
     def _wait_exit(self, ref: str, timeout: float) -> bool:
         """Block on the Engine's wait until the container is not running (True) or
