@@ -261,3 +261,46 @@ def test_an_engine_that_never_comes_back_loses_the_attempt_within_the_grace(
     assert 0.3 <= took < 3
     with pytest.raises(ServiceUnavailable):  # a bounded look (reconcile) still says so
         ex.wait(Handle("docker", "c0ffee", "j-1", time.time()), timeout=0)
+
+
+def test_daemon_restart_while_fogctl_is_dead_reconciles_and_resumes(
+    cli: Any, on_private: PrivateDockerd
+) -> None:
+    """fogctl was killed, then the daemon restarted: `jobs ls` must not say running (or
+    succeeded) for the container the restart stopped; `jobs wait` runs it again from
+    its checkpoint."""
+    state = State()
+    spec = parse_spec(
+        {
+            "metadata": {"name": "orphan"},
+            "image": IMAGE,
+            "command": ["sh", "-c", COUNTER],
+            "checkpoint": {"path": "/ckpt"},
+            "backoffLimit": 1,
+        }
+    )
+    engine.submit(state, [spec])
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "fogctl.jobs.runner", "orphan"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ckpt = engine.job_dir(state, "orphan") / "checkpoint" / "n"
+        poll(lambda: ckpt.exists() and int(ckpt.read_text() or 0) >= 5, timeout=15)
+        poll(lambda: engine.get_job(State(), "orphan").ref, timeout=10)
+    finally:
+        runner.send_signal(signal.SIGKILL)  # fogctl dies; the container lives on
+        runner.wait(5)
+    on_private.stop()
+    at_stop = int(ckpt.read_text())
+    on_private.start()
+    (rec,) = cli("jobs", "ls", "--json").records()
+    # The engine's record of the stopped container: a failed attempt (SIGTERM), retried.
+    assert (rec["state"], rec["reason"], rec["exit_code"]) == ("retrying", "exit-code", 143)
+    res = cli("jobs", "wait", "orphan", "--timeout", "20", "--json")
+    assert res.code == 0, res.stderr
+    final = res.records()[-1]
+    assert (final["state"], final["attempt"]) == ("succeeded", 2)
+    log = cli("jobs", "logs", "orphan").stdout.splitlines()
+    assert at_stop >= 5 and log[0] == f"start {at_stop}" and log[-1] == "done 30", log
