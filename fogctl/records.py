@@ -120,13 +120,18 @@ def _open_source(source: str | Path | IO[str]) -> tuple[str, IO[str], bool]:
         raise InvalidInput(f"{text}: permission denied") from None
 
 
-def iter_json_lines(source: str | Path | IO[str]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+def iter_json_lines(
+    source: str | Path | IO[str], *, name: str | None = None, comments: bool = False
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """Yield ``(name, lineno, object)`` for each non-blank line of JSON Lines input.
 
-    ``source`` is a path, ``"-"`` for stdin, or an open text stream. Raises
-    :class:`InvalidInput` naming ``file:line`` for a line that is not a JSON object.
+    ``source`` is a path, ``"-"`` for stdin, or an open text stream (``name`` names it in
+    errors). With ``comments``, lines starting with ``#`` are skipped (spec files allow
+    them; records on pipes do not). Raises :class:`InvalidInput` naming ``file:line``
+    for a line that is not a JSON object.
     """
-    name, stream, close = _open_source(source)
+    opened_as, stream, close = _open_source(source)
+    name = name or opened_as
     try:
         lineno = 0
         while True:
@@ -137,7 +142,7 @@ def iter_json_lines(source: str | Path | IO[str]) -> Iterator[tuple[str, int, di
             if not line:
                 break
             lineno += 1
-            if not line.strip():
+            if not line.strip() or (comments and line.lstrip().startswith("#")):
                 continue
             try:
                 obj = json.loads(line)

@@ -95,3 +95,11 @@ def test_fuzz_node_fields_parse_or_raise(fields: dict[str, object]) -> None:
     line = json.dumps({"kind": "node", **fields})
     with contextlib.suppress(InvalidInput):
         list(read_records(io.StringIO(line)))
+
+
+def test_comments_only_where_asked_and_names_in_errors() -> None:
+    text = '# a spec file may say why\n{"kind":"node","id":"n1"}\n'
+    got = list(iter_json_lines(io.StringIO(text), name="jobs.jsonl", comments=True))
+    assert got == [("jobs.jsonl", 2, {"kind": "node", "id": "n1"})]
+    with pytest.raises(InvalidInput, match=r"^jobs\.jsonl:1: not JSON"):
+        list(iter_json_lines(io.StringIO(text), name="jobs.jsonl"))

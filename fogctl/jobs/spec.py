@@ -31,11 +31,12 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from fogctl.errors import InvalidInput
+from fogctl.records import iter_json_lines
 
 __all__ = [
     "CHECKPOINT_EXIT_CODE",
@@ -877,21 +878,6 @@ def _read_text(source: str | Path | IO[str]) -> tuple[str, str, Path | None]:
     return str(path), text, path.resolve().parent
 
 
-def _iter_jsonl(name: str, text: str) -> Iterator[tuple[int, Any]]:
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{name}:{lineno}: not JSON: {exc.msg}") from None
-        except RecursionError:
-            raise InvalidInput(f"{name}:{lineno}: JSON nested too deeply") from None
-        if not isinstance(obj, dict):
-            raise InvalidInput(f"{name}:{lineno}: expected a JSON object per line")
-        yield lineno, obj
-
-
 def load_specs(source: str | Path | IO[str]) -> list[JobSpec]:
     """Read every job spec from a YAML file (several documents allowed), or JSON Lines
     (``-`` is stdin; JSON Lines is recognised by a first line starting with ``{``).
@@ -911,7 +897,7 @@ def load_specs(source: str | Path | IO[str]) -> list[JobSpec]:
     if first.startswith("{") and (
         name.endswith((".jsonl", ".json")) or base is None or _all_json(text)
     ):
-        for lineno, obj in _iter_jsonl(name, text):
+        for _, lineno, obj in iter_json_lines(io.StringIO(text), name=name, comments=True):
             specs.append(_resolve_paths(_from_record(obj, f"{name}:{lineno}"), base))
     else:
         specs = _load_yaml(name, text, base)
