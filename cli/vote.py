@@ -136,10 +136,11 @@ def cast(
     An account without voting power at the proposal's snapshot is refused on chain
     (delegate before a proposal starts: 'fogctl vote delegate').
     """
-    from fogctl.chain.ops import cast_vote
+    from fogctl.chain.ops import cast_vote, parse_support
 
+    choice = parse_support(support)  # bad input is refused before the chain is contacted
     session = _session(rpc_url, keystore)
-    _run(lambda: cast_vote(session, proposal, support.lower(), reason))
+    _run(lambda: cast_vote(session, proposal, choice, reason))
 
 
 @app.command(

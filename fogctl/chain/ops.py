@@ -733,11 +733,18 @@ def list_proposals(session: Session, state: str | None = None) -> list[ProposalR
     return out
 
 
+def parse_support(support: str) -> str:
+    """``for``, ``against`` or ``abstain`` (any case); :class:`InvalidInput` otherwise."""
+    choice = support.lower()
+    if choice not in SUPPORT:
+        raise InvalidInput(f"vote {support!r}: one of for, against, abstain")
+    return choice
+
+
 def cast_vote(
     session: Session, proposal_id: str, support: str, reason: str | None = None
 ) -> TxRecord:
-    if support not in SUPPORT:
-        raise InvalidInput(f"vote {support!r}: one of for, against, abstain")
+    support = parse_support(support)
     pid = _resolve_id(session, proposal_id)
     gov = session.governor
     fn = (
