@@ -1,12 +1,13 @@
 """fogctl vote: DAO governance over FOG votes: propose, vote, queue, execute, delegate."""
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from fogctl.cli import output
 from fogctl.cli.common import examples
-from fogctl.cli.common import state as current_state
+from fogctl.cli.stake import KeystoreOpt, RpcUrlOpt
+from fogctl.cli.stake import _session as _session
+from fogctl.cli.stake import run_transactions as _run
 
 HELP = """Govern the network with FOG votes: proposals through the governor and timelock.
 
@@ -39,43 +40,12 @@ app = typer.Typer(
     ),
 )
 
-RpcUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--rpc-url",
-        metavar="URL",
-        help="JSON-RPC endpoint (default: config chain.rpc_url, else the local chain).",
-    ),
-]
-KeystoreOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--keystore",
-        metavar="FILE",
-        help="Sign with this keystore file (password from a prompt or "
-        "FOGCTL_CHAIN_KEYSTORE_PASSWORD) instead of keys/chain.key.",
-    ),
-]
 IdArg = Annotated[
     str,
     typer.Argument(
         metavar="ID", help="Proposal id (decimal or 0x-hex), or #N for the N-th proposal."
     ),
 ]
-
-
-def _session(rpc_url: str | None, keystore: Path | None = None) -> Any:
-    from fogctl.chain.ops import open_session
-
-    return open_session(
-        current_state(), rpc_url=rpc_url, keystore=str(keystore) if keystore else None
-    )
-
-
-def _run(fn: Any) -> None:
-    from fogctl.cli.stake import run_transactions
-
-    run_transactions(fn)
 
 
 @app.command(
