@@ -27,24 +27,32 @@ def docker_endpoint(config: Config) -> str:
     return str(value) if value else f"unix://{DEFAULT_DOCKER_SOCKET}"
 
 
-def _connect(endpoint: str) -> socket.socket:
-    if endpoint.startswith("unix://"):
+def connect_endpoint(
+    endpoint: str, timeout: float = TIMEOUT, *, default_port: int = 0
+) -> socket.socket:
+    """A connected stream socket to ``unix://PATH``, ``/PATH``, ``tcp://H:P``, ``http://H:P``
+    or ``H:P``; raises OSError (the socket is closed) when it can't connect."""
+    if endpoint.startswith(("unix://", "/")):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(TIMEOUT)
-        s.connect(endpoint[len("unix://") :])
+        s.settimeout(timeout)
+        try:
+            s.connect(endpoint.removeprefix("unix://"))
+        except OSError:
+            s.close()
+            raise
         return s
-    if endpoint.startswith("/"):
-        return _connect("unix://" + endpoint)
     from urllib.parse import urlparse
 
     parsed = urlparse(endpoint if "://" in endpoint else f"tcp://{endpoint}")
-    return socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), TIMEOUT)
+    return socket.create_connection(
+        (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout
+    )
 
 
 def probe_docker(config: Config) -> ComponentStatus:
     endpoint = docker_endpoint(config)
     try:
-        with _connect(endpoint) as s:
+        with connect_endpoint(endpoint) as s:
             s.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
             data = b""
             while chunk := s.recv(65536):
@@ -80,7 +88,7 @@ def tor_control_endpoint(config: Config, state_dir: Path) -> str:
 def probe_tor(config: Config, state_dir: Path) -> ComponentStatus:
     endpoint = tor_control_endpoint(config, state_dir)
     try:
-        with _connect(endpoint) as s:
+        with connect_endpoint(endpoint) as s:
             s.sendall(b"PROTOCOLINFO 1\r\n")
             data = s.recv(4096)
     except OSError as exc:

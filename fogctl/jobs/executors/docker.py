@@ -115,26 +115,14 @@ def probe_engine(url: str) -> tuple[ComponentStatus, str | None]:
     ``Api-Version`` header gives (``None`` when unreachable or not said). Only
     ``unix://``, ``tcp://`` and ``http://`` endpoints are probed this way; others
     (``ssh://``, TLS) report reachable with no version and the client finds out."""
-    import socket
-    from urllib.parse import urlparse
+    from fogctl.components import connect_endpoint
 
+    if not url.startswith(("unix://", "/")):
+        scheme = url.split("://", 1)[0] if "://" in url else "tcp"
+        if scheme not in ("tcp", "http") or os.environ.get("DOCKER_TLS_VERIFY"):
+            return ComponentStatus(True, url, "not probed"), None
     try:
-        if url.startswith("unix://") or url.startswith("/"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(PROBE_TIMEOUT)
-            try:
-                sock.connect(url.removeprefix("unix://"))
-            except OSError:
-                sock.close()
-                raise
-        else:
-            parsed = urlparse(url if "://" in url else f"tcp://{url}")
-            if parsed.scheme not in ("tcp", "http") or os.environ.get("DOCKER_TLS_VERIFY"):
-                return ComponentStatus(True, url, "not probed"), None
-            sock = socket.create_connection(
-                (parsed.hostname or "127.0.0.1", parsed.port or 2375), PROBE_TIMEOUT
-            )
-        with sock:
+        with connect_endpoint(url, PROBE_TIMEOUT, default_port=2375) as sock:
             sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
             data = b""
             while len(data) < 1 << 16 and (chunk := sock.recv(65536)):
