@@ -6,6 +6,10 @@ providers, mesh TCPCL peers) ``direct`` (the default), through ``tor`` (the SOCK
 port of the tor fogctl runs, one circuit per destination, names resolved by tor), or
 through ``socks5://HOST:PORT``. The SOCKS5 client lives with the tor domain
 (:mod:`fogctl.tor`); it is imported only when a route other than direct is used.
+
+Streams to one destination share a circuit (SOCKS-auth isolation per destination),
+until a connection attempt to it fails or is cancelled: the next attempt then asks for
+a fresh circuit, so a retry never waits on the same stuck circuit or rendezvous.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 import asyncio
 
 __all__ = ["open_connection", "route"]
+
+# Destination -> how many proxied attempts to it have failed (selects the isolation key).
+_failures: dict[tuple[str, int], int] = {}
 
 
 def route() -> str | None:
@@ -37,4 +44,10 @@ async def open_connection(
         return await asyncio.open_connection(host, port)
     from fogctl.tor import open_connection as via_proxy
 
-    return await via_proxy(host, port, via=chosen)
+    failed = _failures.get((host, port), 0)
+    isolation = f"{host}:{port}#retry{failed}" if failed else None
+    try:
+        return await via_proxy(host, port, via=chosen, isolation=isolation)
+    except BaseException:  # failed, timed out or cancelled: next time, another circuit
+        _failures[(host, port)] = failed + 1
+        raise

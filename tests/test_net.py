@@ -25,8 +25,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextlib.asynccontextmanager
-async def socks5_relay(targets: list[tuple[str, int]]) -> AsyncIterator[int]:
-    """A SOCKS5 CONNECT relay on 127.0.0.1 that records each requested target."""
+async def socks5_relay(
+    targets: list[tuple[str, int]], users: list[bytes] | None = None, refuse: int = 0
+) -> AsyncIterator[int]:
+    """A SOCKS5 CONNECT relay on 127.0.0.1 that records each requested target.
+
+    ``users`` collects the SOCKS usernames (tor's isolation keys); the first ``refuse``
+    CONNECT requests get "connection refused", as a stuck circuit would.
+    """
+    refused = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         _, n = await reader.readexactly(2)
@@ -34,7 +41,9 @@ async def socks5_relay(targets: list[tuple[str, int]]) -> AsyncIterator[int]:
         if 2 in methods:  # username/password: tor's stream isolation; accept anything
             writer.write(b"\x05\x02")
             _ver, ulen = await reader.readexactly(2)
-            await reader.readexactly(ulen)
+            user = await reader.readexactly(ulen)
+            if users is not None:
+                users.append(user)
             (plen,) = await reader.readexactly(1)
             await reader.readexactly(plen)
             writer.write(b"\x01\x00")
@@ -49,6 +58,13 @@ async def socks5_relay(targets: list[tuple[str, int]]) -> AsyncIterator[int]:
             host = ".".join(str(b) for b in await reader.readexactly(4))
         (port,) = struct.unpack(">H", await reader.readexactly(2))
         targets.append((host, port))
+        nonlocal refused
+        if refused < refuse:
+            refused += 1
+            writer.write(b"\x05\x05\x00\x01" + bytes(4) + b"\x00\x00")
+            await writer.drain()
+            writer.close()
+            return
         up_r, up_w = await asyncio.open_connection(host, port)
         writer.write(b"\x05\x00\x00\x01" + bytes(4) + b"\x00\x00")
         await writer.drain()
@@ -87,6 +103,29 @@ def test_direct_by_default_and_socks5_when_asked() -> None:
             assert await r.readexactly(7) == b"proxied"
             w.close()
             assert targets == [("127.0.0.1", echo)]
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_a_failed_attempt_gets_a_fresh_circuit_next_time() -> None:
+    """Streams to one destination share an isolation key until an attempt fails."""
+    from fogctl.tor.socks import SocksError
+
+    async def main() -> None:
+        targets: list[tuple[str, int]] = []
+        users: list[bytes] = []
+        async with echo_server() as echo, socks5_relay(targets, users, refuse=1) as proxy:
+            via = f"socks5://127.0.0.1:{proxy}"
+            with pytest.raises(SocksError):
+                await open_connection("127.0.0.1", echo, via=via)
+            for _ in range(2):
+                r, w = await open_connection("127.0.0.1", echo, via=via)
+                w.write(b"ok")
+                assert await r.readexactly(2) == b"ok"
+                w.close()
+        assert len(users) == 3
+        assert users[1] != users[0]  # the retry asked for another circuit
+        assert users[2] == users[1]  # and kept it once it worked
 
     asyncio.run(asyncio.wait_for(main(), 30))
 
