@@ -9,6 +9,8 @@ from fogctl.cli import output
 from fogctl.cli.common import examples
 from fogctl.cli.common import state as current_state
 
+from fogctl.errors import InvalidInput
+
 HELP = """Stake FOG as a provider: bond, unbond, withdraw, rewards, slashing; the local chain.
 
 Providers bond FOG in the FogStaking contract to become eligible for work; a provider
@@ -304,6 +306,10 @@ def status(
 
     if nodes is not None and provider is not None:
         raise typer.BadParameter("give NODES or --provider, not both")
+    if provider is not None and provider not in ("self", "me"):
+        from fogctl.chain.units import parse_address
+
+        provider = parse_address(provider, what="--provider")
     session = _session(rpc_url, keystore)
     if nodes is not None:
         output.emit(
@@ -396,12 +402,15 @@ def slash(
     The evidence file is kept in the state directory's blob store under its SHA-256,
     which the Slashed event carries. Slashed stake goes to the treasury (or is burned).
     """
+    from fogctl.chain.ops import load_evidence
     from fogctl.chain.ops import slash as do_slash
-    from fogctl.chain.units import parse_fraction
+    from fogctl.chain.units import parse_address, parse_fraction
 
+    who = parse_address(provider, what="PROVIDER")
     ppm = parse_fraction(fraction)
+    data = load_evidence(evidence)
     session = _session(rpc_url, keystore)
-    run_transactions(lambda: do_slash(session, provider, ppm, evidence))
+    run_transactions(lambda: do_slash(session, who, ppm, data))
 
 
 @app.command(epilog=examples("fogctl stake transfer 0xPROVIDER 5000"))
@@ -414,8 +423,9 @@ def transfer(
 ) -> None:
     """Send AMOUNT FOG to an address (to fund a provider or a voter)."""
     from fogctl.chain.ops import transfer as do_transfer
-    from fogctl.chain.units import parse_fog
+    from fogctl.chain.units import parse_address, parse_fog
 
+    to = parse_address(to, what="TO")
     wei = parse_fog(amount, what="AMOUNT")
     session = _session(rpc_url, keystore)
     run_transactions(lambda: do_transfer(session, to, wei))
@@ -467,11 +477,17 @@ def vesting_create(
     can delegate the locked FOG's votes. Prints both transactions and the wallet.
     """
     from fogctl.chain.ops import vesting_create as create
-    from fogctl.chain.units import parse_duration, parse_fog
+    from fogctl.chain.units import parse_address, parse_duration, parse_fog
 
+    if beneficiary not in ("self", "me"):
+        beneficiary = parse_address(beneficiary, what="BENEFICIARY")
     wei = parse_fog(amount, what="AMOUNT")
     seconds = parse_duration(duration, what="--duration")
     cliff_s = parse_duration(cliff, what="--cliff")
+    if seconds <= 0:
+        raise InvalidInput("--duration: must be positive")
+    if cliff_s > seconds:
+        raise InvalidInput("--cliff: longer than --duration")
     session = _session(rpc_url, keystore)
     txs, wallet = create(session, beneficiary, wei, seconds, start=start, cliff=cliff_s)
     for rec in txs:
@@ -489,7 +505,9 @@ def vesting_status(
 ) -> None:
     """Show a vesting wallet: schedule, total, vested, released and releasable FOG."""
     from fogctl.chain.ops import vesting_status as show
+    from fogctl.chain.units import parse_address
 
+    address = parse_address(address, what="ADDRESS")
     output.emit_one(show(_session(rpc_url), address))
 
 
@@ -502,6 +520,8 @@ def vesting_release(
 ) -> None:
     """Send the vested, unreleased FOG to the beneficiary (anyone may)."""
     from fogctl.chain.ops import vesting_release as release
+    from fogctl.chain.units import parse_address
 
+    address = parse_address(address, what="ADDRESS")
     session = _session(rpc_url, keystore)
     run_transactions(lambda: release(session, address))

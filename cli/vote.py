@@ -80,8 +80,11 @@ def propose(
     deployment). A malformed action is refused (exit 2) naming the part that is wrong.
     Voting opens after the voting delay.
     """
+    from fogctl.chain.actions import parse_action
     from fogctl.chain.ops import propose as do_propose
 
+    for text in action:  # syntax errors are refused before the chain is contacted
+        parse_action(text)
     session = _session(rpc_url, keystore)
     _run(lambda: do_propose(session, title, action, description))
 
@@ -106,9 +109,10 @@ def cast(
     An account without voting power at the proposal's snapshot is refused on chain
     (delegate before a proposal starts: 'fogctl vote delegate').
     """
-    from fogctl.chain.ops import cast_vote, parse_support
+    from fogctl.chain.ops import cast_vote, check_proposal_ref, parse_support
 
     choice = parse_support(support)  # bad input is refused before the chain is contacted
+    check_proposal_ref(proposal)
     session = _session(rpc_url, keystore)
     _run(lambda: cast_vote(session, proposal, choice, reason))
 
@@ -142,8 +146,9 @@ def ls(
 @output.with_output
 def show(proposal: IdArg, rpc_url: RpcUrlOpt = None) -> None:
     """Show one proposal: state, timeline, tally against quorum, and its actions."""
-    from fogctl.chain.ops import show_proposal
+    from fogctl.chain.ops import check_proposal_ref, show_proposal
 
+    check_proposal_ref(proposal)
     session = _session(rpc_url)
     output.emit_one(show_proposal(session, proposal))
 
@@ -152,8 +157,9 @@ def show(proposal: IdArg, rpc_url: RpcUrlOpt = None) -> None:
 @output.with_output
 def queue(proposal: IdArg, rpc_url: RpcUrlOpt = None, keystore: KeystoreOpt = None) -> None:
     """Queue a succeeded proposal in the timelock; it can run after the timelock delay."""
-    from fogctl.chain.ops import queue_proposal
+    from fogctl.chain.ops import check_proposal_ref, queue_proposal
 
+    check_proposal_ref(proposal)
     session = _session(rpc_url, keystore)
     _run(lambda: queue_proposal(session, proposal))
 
@@ -162,8 +168,9 @@ def queue(proposal: IdArg, rpc_url: RpcUrlOpt = None, keystore: KeystoreOpt = No
 @output.with_output
 def execute(proposal: IdArg, rpc_url: RpcUrlOpt = None, keystore: KeystoreOpt = None) -> None:
     """Execute a queued proposal once its timelock delay has passed (anyone may)."""
-    from fogctl.chain.ops import execute_proposal
+    from fogctl.chain.ops import check_proposal_ref, execute_proposal
 
+    check_proposal_ref(proposal)
     session = _session(rpc_url, keystore)
     _run(lambda: execute_proposal(session, proposal))
 
@@ -186,5 +193,9 @@ def delegate(
     """
     from fogctl.chain.ops import delegate as do_delegate
 
+    if address is not None and address not in ("self", "me"):
+        from fogctl.chain.units import parse_address
+
+        address = parse_address(address, what="ADDRESS")
     session = _session(rpc_url, keystore)
     _run(lambda: do_delegate(session, address))

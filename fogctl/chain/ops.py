@@ -31,7 +31,7 @@ from fogctl.chain.records import (
 )
 from fogctl.chain.reverts import RevertError, chain_errors
 from fogctl.chain.rpc import rpc_call
-from fogctl.chain.units import WEI, format_fog
+from fogctl.chain.units import WEI, format_fog, parse_address
 from fogctl.errors import InvalidInput, OperationFailed, StateError
 from fogctl.state import State
 
@@ -216,19 +216,22 @@ def open_session(
 def _address(session: Session, text: str | None, what: str) -> str:
     if text is None or text in ("self", "me"):
         return session.account().address
-    from eth_utils.address import is_address, is_checksum_address, to_checksum_address
+    return parse_address(text, what=what)
 
-    if not text.startswith("0x"):
-        # A bare 40-hex-digit string is more likely a fog node id than an address.
-        raise InvalidInput(
-            f"{what} {text!r}: not an address (0x followed by 40 hex digits); for a node, "
-            "use the stake_address of its node record"
-        )
-    if not is_address(text):
-        raise InvalidInput(f"{what} {text!r}: not an address (0x followed by 40 hex digits)")
-    if text != text.lower() and not is_checksum_address(text):
-        raise InvalidInput(f"{what} {text!r}: bad address checksum")
-    return str(to_checksum_address(text))
+
+def load_evidence(evidence: Path) -> bytes:
+    """The bytes of a slashing evidence file; a missing, unreadable or empty one is refused."""
+    try:
+        data = evidence.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"--evidence {evidence}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"--evidence {evidence}: is a directory") from None
+    except OSError as exc:
+        raise InvalidInput(f"--evidence {evidence}: {exc.strerror}") from None
+    if not data:
+        raise InvalidInput(f"--evidence {evidence}: empty file")
+    return data
 
 
 # -- deployment ----------------------------------------------------------------------------
@@ -348,23 +351,16 @@ def fund_rewards(session: Session, amount: int, duration: int) -> list[TxRecord]
     return out
 
 
-def slash(session: Session, provider: str, fraction_ppm: int, evidence: Path) -> TxRecord:
+def slash(
+    session: Session, provider: str, fraction_ppm: int, evidence: Path | bytes
+) -> TxRecord:
     """Slash ``fraction_ppm`` parts per million of ``provider``'s stake, citing ``evidence``.
 
     The evidence file is kept in the state directory's blob store; its SHA-256 (the blob
     name) goes on chain in the Slashed event.
     """
     who = _address(session, provider, "PROVIDER")
-    try:
-        data = evidence.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"--evidence {evidence}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"--evidence {evidence}: is a directory") from None
-    except OSError as exc:
-        raise InvalidInput(f"--evidence {evidence}: {exc.strerror}") from None
-    if not data:
-        raise InvalidInput(f"--evidence {evidence}: empty file")
+    data = evidence if isinstance(evidence, bytes) else load_evidence(evidence)
     digest = hashlib.sha256(data).digest()
     st = session.staking
     fn = st.functions.slash(who, fraction_ppm, digest)
@@ -632,6 +628,15 @@ def _resolve_id(session: Session, text: str) -> int:
         details = session.call(session.governor.functions.proposalDetailsAt(number - 1))
         return int(details[0])
     return _parse_id(text)
+
+
+def check_proposal_ref(text: str) -> None:
+    """Refuse a malformed proposal reference (an id or ``#N``) without contacting the chain."""
+    if text.startswith("#"):
+        if not text[1:].isdigit() or int(text[1:]) < 1:
+            raise InvalidInput(f"proposal {text!r}: expected #N with N a number from 1")
+        return
+    _parse_id(text)
 
 
 def _parse_id(text: str) -> int:

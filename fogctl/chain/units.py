@@ -7,7 +7,15 @@ from decimal import Decimal, InvalidOperation, localcontext
 
 from fogctl.errors import InvalidInput
 
-__all__ = ["DECIMALS", "WEI", "format_fog", "parse_duration", "parse_fog", "parse_fraction"]
+__all__ = [
+    "DECIMALS",
+    "WEI",
+    "format_fog",
+    "parse_address",
+    "parse_duration",
+    "parse_fog",
+    "parse_fraction",
+]
 
 DECIMALS = 18
 WEI = 10**DECIMALS
@@ -83,3 +91,23 @@ def parse_fraction(text: str, *, scale: int = 1_000_000) -> int:
     if parts != parts.to_integral_value():
         raise InvalidInput(f"--fraction {text!r}: finer than 1/{scale}")
     return int(parts)
+
+
+def parse_address(text: str, *, what: str = "address") -> str:
+    """``0x`` + 40 hex digits -> the checksummed address; a wrong mixed-case checksum is refused.
+
+    Pure: no chain is contacted, so commands validate their arguments before connecting.
+    """
+    from eth_utils.address import is_address, is_checksum_address, to_checksum_address
+
+    if not text.startswith("0x"):
+        # A bare 40-hex-digit string is more likely a fog node id than an address.
+        raise InvalidInput(
+            f"{what} {text!r}: not an address (0x followed by 40 hex digits); for a node, "
+            "use the stake_address of its node record"
+        )
+    if not is_address(text):
+        raise InvalidInput(f"{what} {text!r}: not an address (0x followed by 40 hex digits)")
+    if text != text.lower() and not is_checksum_address(text):
+        raise InvalidInput(f"{what} {text!r}: bad address checksum")
+    return str(to_checksum_address(text))
