@@ -460,17 +460,56 @@ def bench(
     output.emit(bench_sphinx(hops=hops, repeat=repeat))
 
 
-@directory_app.command("fetch", epilog=examples("fogctl mix directory fetch --from HOST:9000"))
+DhtOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--dht/--no-dht",
+        help="Use the DHT (default: when a local 'fogctl dht serve' runs, --dht-bootstrap "
+        "is given, or no node is named).",
+        show_default=False,
+    ),
+]
+DhtBootstrapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dht-bootstrap",
+        metavar="HOST:PORT",
+        help="DHT node to join through when none serves locally (repeatable; "
+        "default dht.bootstrap, then the saved routing table).",
+    ),
+]
+
+
+@directory_app.command(
+    "fetch",
+    epilog=examples(
+        "fogctl mix directory fetch --from HOST:9000",
+        "fogctl mix directory fetch            # from the DHT (local node or dht.bootstrap)",
+        "fogctl mix directory fetch --dht-bootstrap HOST:8468 --json | jq -r .address",
+    ),
+)
 @output.with_output
 def directory_fetch(
     source: Annotated[
-        str, typer.Option("--from", metavar="HOST:PORT", help="A node to fetch from.")
-    ],
+        str | None, typer.Option("--from", metavar="HOST:PORT", help="A mix node to fetch from.")
+    ] = None,
+    dht: DhtOpt = None,
+    dht_bootstrap: DhtBootstrapOpt = None,
 ) -> None:
-    """Fetch signed descriptors from a node; keep the verified, unexpired ones."""
-    from fogctl.mix.engine import directory_fetch as run
+    """Fetch signed descriptors from a node and/or the DHT; keep the verified ones.
 
-    output.emit(run(current_state(), source))
+    Descriptors from the DHT are checked exactly like a node's: unsigned, expired or
+    re-bound ones (signed by a key that is not their id's) are refused, named on
+    stderr, and never kept. Prints every verified descriptor now known.
+    """
+    from fogctl.mix.engine import fetch_descriptors
+
+    rep = fetch_descriptors(current_state(), source, dht=dht, bootstrap=tuple(dht_bootstrap or ()))
+    for node_id, why in rep.refused:
+        output.notice(f"refused {node_id[:12]}: {why}")
+    if rep.from_dht or dht:
+        output.notice(f"{rep.from_dht} descriptor(s) found in the DHT")
+    output.emit(rep.descriptors)
 
 
 @directory_app.command(
@@ -491,20 +530,30 @@ def directory_ls() -> None:
     "publish",
     epilog=examples(
         "fogctl mix directory publish --to HOST:9000",
-        "fogctl mix directory publish --to HOST:9000 descriptors.jsonl",
+        "fogctl mix directory publish          # into the DHT via the local 'fogctl dht serve'",
+        "fogctl mix directory publish --to HOST:9000 --no-dht descriptors.jsonl",
     ),
 )
 @output.with_output
 def directory_publish(
-    to: Annotated[str, typer.Option("--to", metavar="HOST:PORT", help="Node to publish to.")],
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="HOST:PORT", help="Mix node to publish to.")
+    ] = None,
     source: Annotated[
         str | None,
         typer.Argument(
             metavar="[FILE|-]", help="Descriptors to publish (default: this state dir's own nodes)."
         ),
     ] = None,
+    dht: DhtOpt = None,
+    dht_bootstrap: DhtBootstrapOpt = None,
 ) -> None:
-    """Publish signed descriptors to a node (it verifies them before keeping them)."""
+    """Publish signed descriptors to a node (it verifies them) and into the DHT.
+
+    With a local DHT node running (fogctl dht serve) the descriptors also go into the
+    DHT, under fogctl:mix/descriptors/0..f, merged with what this node published
+    there before; --dht forces it (joining briefly), --no-dht skips it.
+    """
     from fogctl.errors import InvalidInput
     from fogctl.mix.engine import directory_publish as run
     from fogctl.mix.engine import own_descriptors
@@ -518,4 +567,10 @@ def directory_publish(
             raise InvalidInput("no node is served from this state dir; name a FILE or '-'")
     else:
         descs = [r for r in read_records(source) if isinstance(r, MixDescriptor)]
-    output.emit(run(state, to, descs))
+    rep = run(state, to, descs, dht=dht, bootstrap=tuple(dht_bootstrap or ()))
+    if rep.dht_keys:
+        output.notice(
+            f"published {len(rep.descriptors)} descriptor(s) in the DHT "
+            f"({rep.dht_keys} key(s), each on at least {rep.dht_stored_on} node(s))"
+        )
+    output.emit(rep.descriptors)

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fogctl.errors import InvalidInput, OperationFailed, StateError
+from fogctl.errors import InvalidInput, OperationFailed, Refused, StateError
 from fogctl.mix import sphinx
 from fogctl.mix.directory import Topology, select_path
 from fogctl.mix.message import MAX_DATA
@@ -465,20 +465,84 @@ def reply(state: State, msg_id: str, data: bytes, *, provider: str | None = None
 # -- directory ------------------------------------------------------------------------
 
 
-def directory_fetch(state: State, source: str) -> list[MixDescriptor]:
-    """Fetch descriptors from a node, keep the verified ones in the state dir."""
+@dataclass
+class FetchReport:
+    """What ``directory fetch`` found: the verified descriptors now known, the refused
+    ones (id, reason), and how many came from each source."""
+
+    descriptors: list[MixDescriptor]
+    refused: list[tuple[str, str]]
+    from_node: int = 0
+    from_dht: int = 0
+
+
+def fetch_descriptors(
+    state: State,
+    source: str | None = None,
+    *,
+    dht: bool | None = None,
+    bootstrap: Sequence[str] = (),
+) -> FetchReport:
+    """Fetch descriptors from a node (``source``) and/or the DHT; keep the verified ones.
+
+    ``dht``: None = from the DHT when no ``source`` is named, ``bootstrap`` is, or a
+    local DHT node serves; True = always (a brief join when none serves); False = never. Descriptors
+    from the DHT pass the same check as a node's (signed, bound to their id,
+    unexpired); the others are refused, named in the report, and never kept.
+    """
     from fogctl.mix.directory import load_directory
     from fogctl.mix.net import DirectoryStore, fetch_directory, split_hostport
 
-    host, port = split_hostport(source)
+    use_dht = _use_dht(state, dht, named_other=source is not None, bootstrap=bootstrap)
+    if source is None and not use_dht:
+        raise InvalidInput("nothing to fetch from: give --from HOST:PORT or leave out --no-dht")
+    addr = split_hostport(source) if source is not None else None
     now = time.time()
     store = DirectoryStore(_directory_path(state))
     if store.path is not None and store.path.exists():
         store.add_many(load_directory(store.path), now)
-    fetched = asyncio.run(fetch_directory(host, port))
-    store.add_many(fetched, now)
+    fetched: list[MixDescriptor] = []
+    from_node = from_dht = 0
+    if addr is not None:
+        got = asyncio.run(fetch_directory(*addr))
+        from_node = len(got)
+        fetched += got
+    if use_dht:
+        from fogctl.mix import dhtdir
+
+        got = dhtdir.fetch(state, bootstrap=list(bootstrap) or None)
+        from_dht = len(got)
+        fetched += got
+    refused: dict[tuple[str, str], None] = {}
+    for d in fetched:
+        try:
+            store.add(d, now)
+        except Refused as exc:
+            refused[(d.id, exc.message)] = None
     store.save()
-    return list(store.topology(now).by_id.values())
+    good = list(store.topology(now).by_id.values())
+    return FetchReport(good, list(refused), from_node, from_dht)
+
+
+def directory_fetch(
+    state: State,
+    source: str | None = None,
+    *,
+    dht: bool | None = None,
+    bootstrap: Sequence[str] = (),
+) -> list[MixDescriptor]:
+    """Fetch descriptors (see :func:`fetch_descriptors`); the verified ones known now."""
+    return fetch_descriptors(state, source, dht=dht, bootstrap=bootstrap).descriptors
+
+
+def _use_dht(
+    state: State, flag: bool | None, *, named_other: bool, bootstrap: Sequence[str]
+) -> bool:
+    if flag is not None:
+        return flag
+    from fogctl.dht.api import serving
+
+    return not named_other or bool(bootstrap) or serving(state)
 
 
 def directory_ls(state: State) -> tuple[list[MixDescriptor], list[tuple[str, str]]]:
@@ -488,20 +552,51 @@ def directory_ls(state: State) -> tuple[list[MixDescriptor], list[tuple[str, str
     return sorted(topo.by_id.values(), key=lambda d: (d.layer, d.id)), topo.refused
 
 
+@dataclass
+class PublishReport:
+    descriptors: list[MixDescriptor]
+    to_node: bool
+    dht_keys: int  # DHT keys written (0: not published in the DHT)
+    dht_stored_on: int  # fewest nodes that took one of them
+
+
 def directory_publish(
-    state: State, to: str, descriptors: Sequence[MixDescriptor]
-) -> list[MixDescriptor]:
-    """Send signed descriptors to a node (it verifies them before keeping them)."""
+    state: State,
+    to: str | None,
+    descriptors: Sequence[MixDescriptor],
+    *,
+    dht: bool | None = None,
+    bootstrap: Sequence[str] = (),
+) -> PublishReport:
+    """Publish signed descriptors to a node (``to``, which verifies them) and into the
+    DHT: with ``dht`` None when no ``to`` is named, ``bootstrap`` is, or a local DHT
+    node serves (``fogctl dht serve``); always with True (a brief join if none serves);
+    never with False.
+    """
     from fogctl.mix.net import publish_descriptor, split_hostport
 
-    host, port = split_hostport(to)
+    use_dht = _use_dht(state, dht, named_other=to is not None, bootstrap=bootstrap)
+    if to is None and not use_dht:
+        raise InvalidInput("nowhere to publish: give --to HOST:PORT or leave out --no-dht")
+    if not descriptors:
+        raise InvalidInput("no descriptor to publish")
+    addr = split_hostport(to) if to is not None else None
+    now = time.time()
+    if addr is not None:
 
-    async def run() -> None:
-        for d in descriptors:
-            await publish_descriptor(host, port, d)
+        async def run() -> None:
+            for d in descriptors:
+                await publish_descriptor(*addr, d)
 
-    asyncio.run(run())
-    return list(descriptors)
+        asyncio.run(run())
+    keys = stored_on = 0
+    if use_dht:
+        from fogctl.mix import dhtdir
+
+        stored = dhtdir.publish(state, descriptors, now, bootstrap=list(bootstrap) or None)
+        keys = len(stored)
+        stored_on = min((s.stored_on for s in stored), default=0)
+    return PublishReport(list(descriptors), addr is not None, keys, stored_on)
 
 
 def own_descriptors(state: State) -> list[MixDescriptor]:
@@ -616,6 +711,25 @@ async def _serve(
         )
         return sign_descriptor(d, signer.sign)
 
+    in_dht = {"epoch": -1.0, "at": 0.0}
+
+    async def dht_publish(desc: MixDescriptor, t: float) -> None:
+        """Also into the DHT when a DHT node serves from this state dir (hourly)."""
+        from fogctl.dht.api import serving
+        from fogctl.mix import dhtdir
+
+        if desc.epoch == in_dht["epoch"] and t - in_dht["at"] < 3600:
+            return
+        try:
+            if not await asyncio.to_thread(serving, state):
+                return
+            await asyncio.to_thread(dhtdir.publish, state, [desc], t)
+        except Exception as exc:  # the DHT being unwell must not stop the mix
+            log.warning("publishing the descriptor in the DHT failed: %s", exc)
+            return
+        in_dht.update(epoch=float(desc.epoch), at=t)
+        log.info("descriptor %s published in the DHT", desc.id[:12])
+
     async def sync() -> None:
         t = time.time()
         desc = current.get("d")
@@ -634,6 +748,7 @@ async def _serve(
                 advertise,
                 desc.epoch,
             )
+        await dht_publish(desc, t)
         for b in opts.bootstrap:
             host, port = split_hostport(b)
             try:
