@@ -86,7 +86,10 @@ class MeshKeyRecord(Record):
 
 @record("mesh-sim")
 class MeshSimRecord(Record):
-    """One router's result in a contact simulation."""
+    """One router's result in a contact simulation. ``messages``, ``delivered``,
+    ``delivery_ratio``, latency, ``overhead`` and ``transmissions`` cover the counted
+    messages (created in ``[warmup_s, end - cooldown_s)``); ``generated`` and
+    ``delivery_ratio_all`` cover every message made, those cut off at the end included."""
 
     router: str
     nodes: int
@@ -100,6 +103,10 @@ class MeshSimRecord(Record):
     dropped: int
     buffer: int | None
     seed: int
+    generated: int = 0
+    delivery_ratio_all: float = 0.0
+    warmup_s: float = 0.0
+    cooldown_s: float = 0.0
 
 
 @record("mesh-status")

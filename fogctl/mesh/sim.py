@@ -14,12 +14,23 @@ Model (all routers see the same contacts and the same messages):
   that receives something new re-offers it to its other current neighbours;
 * buffers hold ``buffer`` bundles per node (``None``: unlimited) and drop with the
   store's policy: expired first, then relayed bundles expiring soonest, own last;
-* delivery ratio = delivered / created; latency from creation to first delivery;
-  overhead = (transmissions - delivered) / delivered (copies per delivered bundle).
+* metrics follow the ONE simulator's MessageStatsReport: delivery ratio =
+  delivered / created; latency from creation to first delivery; overhead ratio =
+  (relayed - delivered) / delivered, where *relayed* counts every completed bundle
+  transfer (to relays and to the destination, duplicates and transfers of bundles
+  later dropped included);
+* measurement window: messages are created over the whole run (so the load is
+  steady), but only those created in ``[warmup, duration - cooldown)`` are counted
+  -- the ONE's ``Report.warmup`` and its mirror at the end. With the default cool-down
+  of one lifetime every counted message has its whole lifetime inside the run: a
+  message made at 1:59 of a 2 h run, still in flight at the cut-off, is neither a
+  success nor a failure (counting it as a failure measures the cut-off, not the
+  router). Transfers of uncounted messages are not counted either.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Iterable, Sequence
@@ -182,6 +193,8 @@ class Scenario:
     messages: Sequence[Message]
     duration: float
     seed: int = 0
+    #: creation-time window of the messages that count (``None``: all of them)
+    measure: tuple[float, float] | None = None
 
 
 def simulate(
@@ -196,8 +209,10 @@ def simulate(
     nodes = [_Node(i, make_router(router, str(i), **opts)) for i in range(scenario.nodes)]
     expires = {m.id: m.t + m.lifetime for m in scenario.messages}
     created = {m.id: m.t for m in scenario.messages}
+    lo, hi = scenario.measure or (-math.inf, math.inf)
+    counted = {m.id for m in scenario.messages if lo <= m.t < hi}
     delivered: dict[str, float] = {}
-    tx = 0
+    tx = 0  # transfers of counted messages
     dropped = 0
 
     def store(n: _Node, item: Carried, now: float) -> None:
@@ -226,7 +241,7 @@ def simulate(
             d = a.router.decide(item, str(b.idx), now)
             if d is None:
                 continue
-            tx += 1
+            tx += key in counted
             if d.keep <= 0:
                 del a.held[key]
             else:
@@ -296,15 +311,20 @@ def simulate(
             n.own.add(ev.id)
             store(n, Carried(ev.id, str(ev.dst), n.router.initial_copies(), 0, t), t)
             settle([(ev.src, k) for k in n.neighbours], t)
-    lat = [delivered[k] - created[k] for k in delivered]
-    nmsg = len(scenario.messages)
-    nd = len(delivered)
+    lat = [delivered[k] - created[k] for k in delivered if k in counted]
+    nmsg = len(counted)
+    nd = len(lat)
+    nall = len(scenario.messages)
     return MeshSimRecord(
         router=router,
         nodes=scenario.nodes,
         messages=nmsg,
         delivered=nd,
         delivery_ratio=round(nd / nmsg, 4) if nmsg else 0.0,
+        generated=nall,
+        delivery_ratio_all=round(len(delivered) / nall, 4) if nall else 0.0,
+        warmup_s=max(lo, 0.0) if scenario.measure else 0.0,
+        cooldown_s=max(scenario.duration - hi, 0.0) if scenario.measure else 0.0,
         latency_median_s=round(statistics.median(lat), 1) if lat else None,
         latency_mean_s=round(statistics.fmean(lat), 1) if lat else None,
         overhead=round((tx - nd) / nd, 3) if nd else None,
@@ -329,21 +349,29 @@ def run(
     interval: float = 30.0,
     lifetime: float = 3600.0,
     buffer: int | None = None,
-    drain: float = 0.0,
     warmup: float = 0.0,
+    cooldown: float | None = None,
     options: dict[str, dict[str, float]] | None = None,
 ) -> list[MeshSimRecord]:
     """The engine behind ``fogctl mesh sim``: one scenario, each router over it.
 
-    Messages are created from ``warmup`` to ``duration``; contacts continue for
-    ``drain`` more seconds so late messages get their chance (0: stop at ``duration``,
-    which counts messages still in flight as undelivered)."""
+    Contacts and message creation span ``duration`` seconds; the messages counted are
+    those created in ``[warmup, duration - cooldown)`` (``cooldown`` defaults to one
+    ``lifetime``: each counted message lives its whole lifetime inside the run; 0
+    counts every message, those cut off in flight at the end as undelivered)."""
     if nodes < 2 and trace is None:
         raise InvalidInput("--nodes must be at least 2")
-    if drain < 0 or warmup < 0 or warmup >= duration:
-        raise InvalidInput("--drain must be >= 0 and --warmup within the duration")
     if duration <= 0 or interval <= 0 or lifetime <= 0 or range_m <= 0:
         raise InvalidInput("--duration, --interval, --lifetime and --range must be positive")
+    cool = lifetime if cooldown is None else cooldown
+    if warmup < 0 or cool < 0:
+        raise InvalidInput("--warmup and --cooldown must be >= 0")
+    if warmup + cool >= duration:
+        raise InvalidInput(
+            f"--warmup {warmup:g} + --cooldown {cool:g} leave no messages to count in "
+            f"--duration {duration:g}; lengthen --duration or set --cooldown "
+            "(it defaults to --lifetime)"
+        )
     rng = random.Random(seed)
     if trace is not None:
         nodes, contacts = read_trace(trace)
@@ -352,7 +380,7 @@ def run(
     else:
         contacts = random_waypoint(
             nodes,
-            duration=duration + drain,
+            duration=duration,
             rng=rng,
             width=width,
             height=height,
@@ -360,14 +388,9 @@ def run(
             range_m=range_m,
         )
     msgs = make_messages(
-        nodes,
-        duration=duration,
-        interval=interval,
-        lifetime=lifetime,
-        rng=random.Random(seed + 1),
-        start=warmup,
+        nodes, duration=duration, interval=interval, lifetime=lifetime, rng=random.Random(seed + 1)
     )
-    sc = Scenario(nodes, contacts, msgs, duration + drain, seed)
+    sc = Scenario(nodes, contacts, msgs, duration, seed, measure=(warmup, duration - cool))
     opts = options or {}
     return [simulate(sc, r, buffer=buffer, options=opts.get(r)) for r in routers]
 

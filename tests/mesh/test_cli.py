@@ -55,6 +55,8 @@ def test_sim_records_and_plot(cli: Any, tmp_path: Path) -> None:
         "300",
         "--duration",
         "900",
+        "--lifetime",
+        "300",
         "--router",
         "epidemic",
         "--router",
@@ -70,10 +72,25 @@ def test_sim_records_and_plot(cli: Any, tmp_path: Path) -> None:
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_sim_window_that_counts_nothing_is_refused(cli: Any) -> None:
+    res = cli("mesh", "sim", "--nodes", "4", "--duration", "600")
+    assert res.code == 2 and "--cooldown" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_trace_example_runs(cli: Any) -> None:
     trace = Path(__file__).parents[2] / "examples" / "mesh-trace.txt"
     res = cli(
-        "mesh", "sim", "--trace", str(trace), "--duration", "600", "--interval", "20", "--json"
+        "mesh",
+        "sim",
+        "--trace",
+        str(trace),
+        "--duration",
+        "600",
+        "--interval",
+        "20",
+        "--lifetime",
+        "300",
+        "--json",
     )
     assert res.code == 0, res.stderr
     assert {r["nodes"] for r in res.records()} == {4}

@@ -19,7 +19,16 @@ from fogctl.mesh.routing import (
     SprayAndWait,
     make_router,
 )
-from fogctl.mesh.sim import Scenario, make_messages, random_waypoint, read_trace, run, simulate
+from fogctl.mesh.sim import (
+    Contact,
+    Message,
+    Scenario,
+    make_messages,
+    random_waypoint,
+    read_trace,
+    run,
+    simulate,
+)
 
 
 def test_prophet_defaults_are_rfc6693() -> None:
@@ -119,8 +128,38 @@ def test_trace_file_contacts(tmp_path: Path) -> None:
     )
     n, contacts = read_trace(trace)
     assert n == 3 and len(contacts) == 4
-    recs = run(["epidemic", "direct"], trace=trace, duration=40, interval=5, lifetime=100, seed=3)
+    recs = run(["epidemic", "direct"], trace=trace, duration=40, interval=5, lifetime=20, seed=3)
     assert recs[0].nodes == 3
+    with pytest.raises(InvalidInput, match="cooldown"):
+        run(["direct"], trace=trace, duration=40, interval=5, lifetime=100)
     trace.write_text("0 CONN a b sideways\n")
     with pytest.raises(InvalidInput, match=r"t\.txt:1"):
         read_trace(trace)
+
+
+def test_measurement_window_counts_only_messages_with_their_whole_lifetime() -> None:
+    """ONE-style counting: messages made in the last lifetime are made (same load) but
+    not counted; transfers of uncounted messages are not counted either."""
+    # a and b meet only at t=50..60; c never meets anyone
+    contacts = [Contact(50, 0, 1, True), Contact(60, 0, 1, False)]
+    msgs = [
+        Message("early", 10, 0, 1, 100),  # delivered at 50
+        Message("lost", 20, 0, 2, 100),  # c is never met: counted, undelivered
+        Message("late", 55, 0, 1, 100),  # made in the cool-down: delivered, not counted
+    ]
+    whole = simulate(Scenario(3, contacts, msgs, 200), "epidemic")
+    assert (whole.messages, whole.delivered, whole.transmissions) == (3, 2, 3)
+    sc = Scenario(3, contacts, msgs, 200, measure=(0, 50))
+    rec = simulate(sc, "epidemic")
+    assert (rec.messages, rec.delivered, rec.delivery_ratio) == (2, 1, 0.5)
+    # counted transfers: early (delivery) and lost (relayed to b): overhead (2-1)/1
+    assert rec.transmissions == 2 and rec.overhead == 1.0
+    assert rec.generated == 3 and rec.delivery_ratio_all == round(2 / 3, 4)
+    assert rec.latency_median_s == 40.0 and rec.cooldown_s == 150.0
+
+
+def test_issue_scenario_cooldown_is_one_lifetime() -> None:
+    recs = run(["direct"], nodes=6, duration=600, interval=20, lifetime=200, seed=2)
+    r = recs[0]
+    assert r.cooldown_s == 200 and r.warmup_s == 0
+    assert 0 < r.messages < r.generated
