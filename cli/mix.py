@@ -80,6 +80,7 @@ ProviderOpt = Annotated[
         "fogctl mix serve --provider --port 9000",
         "fogctl mix serve --layer 2 --port 9002 --bootstrap HOST:9000 --operator acme --region eu",
         "fogctl mix serve --layer 1 --port 9001 --host 0.0.0.0 --advertise HOST:9001",
+        "fogctl mix serve --provider --port 9000 --clients allowed-clients.txt",
     )
 )
 @output.with_output
@@ -149,6 +150,14 @@ def serve(
     overlap: Annotated[
         int, typer.Option("--overlap", min=0, help="Seconds the previous epoch's key stays live.")
     ] = 3600,
+    clients: Annotated[
+        Path | None,
+        typer.Option(
+            "--clients",
+            metavar="FILE",
+            help="Provider: serve only these clients (one key or PUBKEY@PROVIDER per line).",
+        ),
+    ] = None,
     replay_capacity: Annotated[
         int,
         typer.Option(
@@ -161,7 +170,10 @@ def serve(
     """Run a mix node or provider in the foreground until SIGTERM.
 
     Packets arrive on UDP; clients, directory requests and stats use TCP on the same
-    port. Keys rotate every --epoch with an --overlap window; replay filters persist
+    port. A provider takes packets only from clients registered with it (each packet
+    authenticated with the client's key; --clients restricts who may register) and
+    UDP only from nodes of its directory; refusals are counted (fogctl mix stats).
+    Keys rotate every --epoch with an --overlap window; replay filters persist
     under the state dir. Logs go to stderr; final counters are printed as a
     mix_stats record on exit. examples/mix-node.service is a systemd unit for it.
     """
@@ -188,6 +200,7 @@ def serve(
         overlap_s=min(overlap, epoch - 1),
         replay_capacity=replay_capacity,
         use_identity=identity,
+        clients=clients,
     )
     output.emit_one(run(state, opts, params))
 

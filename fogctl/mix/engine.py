@@ -456,7 +456,8 @@ def reply(state: State, msg_id: str, data: bytes, *, provider: str | None = None
     if entry is None:
         raise InvalidInput("the reply block starts at a provider not in the directory")
     host, port = split_hostport(entry.address)
-    asyncio.run(submit(host, port, [pkt]))
+    secret = _client_secret(state)
+    asyncio.run(submit(host, port, [pkt], secret, bytes.fromhex(entry.public_key)))
     with _db(state).transaction() as conn:
         conn.execute("UPDATE mix_inbox SET reply_surb = NULL WHERE msg_id = ?", (rid,))
     return MixSentRecord(id=rid, to="surb", bytes=len(data), hops=0, packets=1, reply_surb=False)
@@ -629,6 +630,7 @@ class ServeOptions:
     replay_capacity: int = 25 * 3600 * 2000
     replay_fpr: float = 1e-5
     use_identity: bool = False
+    clients: Path | None = None  # allow-list of client keys (providers)
 
 
 def serve(
@@ -645,10 +647,12 @@ async def _serve(
     from fogctl.mix.keys import KeyRing, epoch_of, identity_signer, load_signer
     from fogctl.mix.localnet import ring_keys, ring_private_keys
     from fogctl.mix.net import (
+        ClientRegistry,
         DirectoryStore,
         NodeService,
         fetch_directory,
         publish_descriptor,
+        read_allow_list,
         split_hostport,
     )
     from fogctl.mix.node import MixNode
@@ -683,8 +687,15 @@ async def _serve(
         params=params,
         rng=random.SystemRandom(),
     )
+    allowed = read_allow_list(opts.clients) if opts.clients is not None else None
+    registry = ClientRegistry(state.subdir("mix") / name / "clients.txt", allowed)
     svc = NodeService(
-        core, store, host=opts.host, port=opts.port, live_keys=ring_private_keys(ring)
+        core,
+        store,
+        host=opts.host,
+        port=opts.port,
+        live_keys=ring_private_keys(ring),
+        clients=registry,
     )
     await svc.start()
     advertise = opts.advertise or f"{opts.host}:{svc.port}"

@@ -7,15 +7,34 @@ body``; answers are ``0x80`` (ok) or ``0x81`` (error, UTF-8 message):
 ====  ==========  ==========================================================
 op    name        body -> answer
 ====  ==========  ==========================================================
-1     SUBMIT      one packet from a client (its provider is the first hop) -> ok
+1     SUBMIT      client key (32) | time (8) | tag (32) | packet -> ok
 2     PULL        client X25519 key (32) | time (8, float) | tag (32) -> entries
 3     DIRECTORY   empty -> JSON Lines of every signed descriptor known
 4     PUBLISH     one JSON descriptor -> ok if it verifies
 5     STATS       empty -> the node's counters as JSON
+6     REGISTER    client key (32) | time (8) | tag (32) -> ok
 ====  ==========  ==========================================================
 
-PULL proves key ownership: ``tag = HMAC-SHA256(X25519(client key, provider epoch key),
-"fogctl-mix-pull" || time)``, within 5 minutes of the provider's clock. The answer is
+Client requests prove ownership of the client's X25519 key: ``tag =
+HMAC-SHA256(X25519(client key, provider epoch key), label || time [|| packet])`` with
+the label ``fogctl-mix-pull``, ``-register`` or ``-submit``, within 5 minutes of the
+provider's clock (a replayed SUBMIT carries a packet the replay filter refuses).
+
+Who may enter the network: a provider accepts SUBMIT only from clients that have
+REGISTERed with it (kept in its state dir; with an allow-list, ``fogctl mix serve
+--clients FILE``, only the keys listed may register), each packet authenticated by
+its tag; and it accepts UDP packets only from the addresses of nodes in its
+directory. Every refusal is counted (``submit_unregistered``, ``submit_bad_auth``,
+``register_refused``, ``dropped_unknown_source``). UDP source addresses can be
+forged on some networks: that check keeps strangers out, while the Sphinx MAC and
+the replay filter are what make a forged or replayed packet useless.
+
+Mix-to-mix transport is UDP, one packet per datagram: 2,432 bytes, above a 1,500-byte
+Ethernet MTU, so the IP layer fragments it in two (a lost fragment loses the packet);
+loss is handled end to end by acks and resends over other paths (``mix.ack_timeout``,
+``mix.max_tries``) and measured by loop cover.
+
+PULL proves key ownership the same way (label ``fogctl-mix-pull``). The answer is
 always :data:`PULL_BATCH` slots ``(real (1) | identifier (16) | payload (2048))``
 after a ``more`` byte, padded with empty slots and sealed with ChaCha20-Poly1305
 under a key derived from the same shared secret: its size never depends on what
@@ -43,6 +62,7 @@ from fogctl.mix.primitives import ct_equal, hkdf_sha256, hmac_sha256, x25519
 from fogctl.mix.records import MixDescriptor
 
 __all__ = [
+    "ClientRegistry",
     "ClientService",
     "DirectoryStore",
     "NodeService",
@@ -55,7 +75,7 @@ __all__ = [
 
 log = logging.getLogger("fogctl.mix")
 
-OP_SUBMIT, OP_PULL, OP_DIRECTORY, OP_PUBLISH, OP_STATS = 1, 2, 3, 4, 5
+OP_SUBMIT, OP_PULL, OP_DIRECTORY, OP_PUBLISH, OP_STATS, OP_REGISTER = 1, 2, 3, 4, 5, 6
 OK, ERR = 0x80, 0x81
 _FRAME = struct.Struct(">BI")
 MAX_FRAME = 32 * 1024 * 1024
@@ -68,6 +88,21 @@ PULL_BATCH = 8
 PULL_ANSWER_SIZE = 12 + 1 + PULL_BATCH * _SLOT + 16
 
 
+def _addresses_of(host: str) -> set[str]:
+    """The IP addresses a directory host stands for (a literal, or what it resolves to)."""
+    import ipaddress
+
+    try:
+        return {str(ipaddress.ip_address(host))}
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except OSError:
+        return set()
+    return {str(info[4][0]) for info in infos}
+
+
 def split_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -77,6 +112,78 @@ def split_hostport(text: str) -> tuple[str, int]:
 
 def pull_tag(shared: bytes, ts: float) -> bytes:
     return hmac_sha256(shared, b"fogctl-mix-pull" + struct.pack(">d", ts))
+
+
+def _tag(shared: bytes, label: bytes, ts: float, data: bytes = b"") -> bytes:
+    return hmac_sha256(shared, label + struct.pack(">d", ts) + data)
+
+
+_REGISTER, _SUBMIT = b"fogctl-mix-register", b"fogctl-mix-submit"
+AUTH_SIZE = 32 + 8 + 32
+
+
+def register_request(secret: bytes, client_public: bytes, provider_key: bytes, now: float) -> bytes:
+    """REGISTER body: the client's key, the time, and a tag proving the key is its own."""
+    tag = _tag(x25519(secret, provider_key), _REGISTER, now)
+    return client_public + struct.pack(">d", now) + tag
+
+
+def submit_request(shared: bytes, client_public: bytes, now: float, packet: bytes) -> bytes:
+    """SUBMIT body for one packet (``shared`` = X25519(client key, provider key))."""
+    return client_public + struct.pack(">d", now) + _tag(shared, _SUBMIT, now, packet) + packet
+
+
+class ClientRegistry:
+    """The clients a provider serves: X25519 keys that proved ownership with REGISTER.
+
+    Kept as hex lines in ``path`` (appended; survives restarts). With ``allowed`` set
+    (an operator's allow-list) only those keys may register.
+    """
+
+    def __init__(self, path: Path | None = None, allowed: set[bytes] | None = None) -> None:
+        self.path, self.allowed = path, allowed
+        self.keys: set[bytes] = set()
+        if path is not None and path.exists():
+            for line in path.read_text().split():
+                with contextlib.suppress(ValueError):
+                    key = bytes.fromhex(line)
+                    if len(key) == 32:
+                        self.keys.add(key)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.keys and (self.allowed is None or key in self.allowed)
+
+    def add(self, key: bytes) -> None:
+        if self.allowed is not None and key not in self.allowed:
+            raise Refused("this provider serves only the clients on its allow-list")
+        if key in self.keys:
+            return
+        self.keys.add(key)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.write(key.hex() + "\n")
+
+
+def read_allow_list(path: Path) -> set[bytes]:
+    """Client keys from a file: one per line, hex or a mix address PUBKEY@PROVIDER."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: {exc.strerror}") from None
+    out = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        item = line.split("#", 1)[0].strip().partition("@")[0]
+        if not item:
+            continue
+        try:
+            key = bytes.fromhex(item)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise InvalidInput(f"{path}:{n}: not a client key (64 hex digits)")
+        out.add(key)
+    return out
 
 
 class DirectoryStore:
@@ -207,12 +314,20 @@ async def publish_descriptor(host: str, port: int, desc: MixDescriptor) -> None:
     await request(host, port, OP_PUBLISH, to_json_line(desc).encode())
 
 
-async def submit(host: str, port: int, packets: Iterable[bytes]) -> int:
+async def submit(
+    host: str, port: int, packets: Iterable[bytes], secret: bytes, provider_key: bytes
+) -> int:
+    """Register with the provider (idempotent) and submit ``packets`` as this client."""
+    from fogctl.mix.primitives import x25519_base
+
     conn = _Conn(host, port, 10.0)
+    pub = x25519_base(secret)
+    shared = x25519(secret, provider_key)
     n = 0
     try:
+        await conn.call(OP_REGISTER, register_request(secret, pub, provider_key, time.time()))
         for p in packets:
-            await conn.call(OP_SUBMIT, p)
+            await conn.call(OP_SUBMIT, submit_request(shared, pub, time.time(), p))
             n += 1
     finally:
         await conn.close()
@@ -286,7 +401,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.service = service
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.service.on_packet(data)
+        self.service.on_packet(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         self.service.core.counters["udp_errors"] += 1
@@ -304,8 +419,12 @@ class NodeService:
         port: int = 0,
         live_keys: Callable[[float], list[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
+        clients: ClientRegistry | None = None,
     ) -> None:
         self.core, self.directory = core, directory
+        self.clients = clients if clients is not None else ClientRegistry()
+        self._peer_hosts: set[str] = set()
+        self._shared: dict[tuple[bytes, bytes], bytes] = {}
         self.host, self.port = host, port
         self.clock = clock
         self._live_keys = live_keys
@@ -353,9 +472,13 @@ class NodeService:
         topo = self.directory.topology(now)
         self.core.topology = topo
         self._addr = {}
+        hosts: set[str] = set()
         for d in topo.by_id.values():
             with contextlib.suppress(InvalidInput):
-                self._addr[bytes.fromhex(d.id)] = split_hostport(d.address)
+                host, port = split_hostport(d.address)
+                self._addr[bytes.fromhex(d.id)] = (host, port)
+                hosts |= _addresses_of(host)
+        self._peer_hosts = hosts
 
     async def stop(self) -> None:
         """Stop accepting, end open connections and the timer task, close sockets."""
@@ -375,7 +498,13 @@ class NodeService:
         if self._udp:
             self._udp.close()
 
-    def on_packet(self, data: bytes) -> None:
+    def on_packet(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
+        if addr is not None and self.core.role == "provider":
+            host = addr[0].removeprefix("::ffff:")
+            if host not in self._peer_hosts:  # not a node of the directory
+                self.core.counters["received"] += 1
+                self.core.counters["dropped_unknown_source"] += 1
+                return
         self.core.receive(data, self.clock())
         self._wake.set()
 
@@ -429,10 +558,10 @@ class NodeService:
     def _handle(self, op: int, body: bytes) -> bytes:
         now = self.clock()
         if op == OP_SUBMIT:
-            if self.core.role != "provider":
-                raise Refused("not a provider")
-            self.core.receive(body, now)
-            self._wake.set()
+            self._submit(body, now)
+            return b""
+        if op == OP_REGISTER:
+            self._register(body, now)
             return b""
         if op == OP_PULL:
             return self._pull(body, now)
@@ -450,6 +579,61 @@ class NodeService:
         if op == OP_STATS:
             return json.dumps(dict(self.core.counters)).encode()
         raise InvalidInput(f"unknown op {op}")
+
+    def _shared_secret(self, sk: bytes, pub: bytes) -> bytes | None:
+        key = (sk, pub)
+        shared = self._shared.get(key)
+        if shared is None:
+            try:
+                shared = x25519(sk, pub)
+            except ValueError:
+                return None
+            if len(self._shared) >= 10_000:
+                self._shared.clear()
+            self._shared[key] = shared
+        return shared
+
+    def _authenticate(
+        self, body: bytes, now: float, label: bytes, data: bytes = b""
+    ) -> bytes | None:
+        """The client key if ``body``'s tag verifies under a live key, else None."""
+        if self._live_keys is None or len(body) < AUTH_SIZE:
+            return None
+        pub, (ts,), tag = body[:32], struct.unpack(">d", body[32:40]), body[40:72]
+        if not abs(now - ts) <= PULL_SKEW:
+            return None
+        for sk in self._live_keys(now):
+            shared = self._shared_secret(sk, pub)
+            if shared is not None and ct_equal(_tag(shared, label, ts, data), tag):
+                return pub
+        return None
+
+    def _register(self, body: bytes, now: float) -> None:
+        if self.core.role != "provider":
+            raise Refused("not a provider")
+        pub = self._authenticate(body, now, _REGISTER) if len(body) == AUTH_SIZE else None
+        if pub is None:
+            self.core.counters["register_refused"] += 1
+            raise Refused("REGISTER authentication failed")
+        try:
+            self.clients.add(pub)
+        except Refused:
+            self.core.counters["register_refused"] += 1
+            raise
+        self.core.counters["registered"] += 1
+
+    def _submit(self, body: bytes, now: float) -> None:
+        counters = self.core.counters
+        if self.core.role != "provider":
+            raise Refused("not a provider")
+        if body[:32] not in self.clients or len(body) < AUTH_SIZE:
+            counters["submit_unregistered"] += 1
+            raise Refused("not a registered client of this provider: REGISTER first")
+        if self._authenticate(body, now, _SUBMIT, body[AUTH_SIZE:]) is None:
+            counters["submit_bad_auth"] += 1
+            raise Refused("SUBMIT authentication failed")
+        self.core.receive(body[AUTH_SIZE:], now)
+        self._wake.set()
 
     def _pull(self, body: bytes, now: float) -> bytes:
         if self.core.role != "provider" or self._live_keys is None:
@@ -494,12 +678,29 @@ class ClientService:
         self._conn = _Conn(host, port, 10.0)
         self.events: list[object] = []
         self.entries_seen = 0
+        self._registered_with = b""
+        self._shared = b""
+
+    async def _register(self) -> None:
+        """REGISTER with the provider once per provider key (it is idempotent there)."""
+        key = bytes.fromhex(self.provider.public_key)
+        if self._registered_with == key:
+            return
+        pub = self.core.address.public_key
+        await self._conn.call(OP_REGISTER, register_request(self._secret, pub, key, self.clock()))
+        self._shared = x25519(self._secret, key)
+        self._registered_with = key
 
     async def step(self) -> None:
         now = self.clock()
         self.events += self.core.handle_timer(now)
-        for pkt in self.core.datagrams_to_send(now):
-            await self._conn.call(OP_SUBMIT, pkt)
+        out = self.core.datagrams_to_send(now)
+        if not out:
+            return
+        await self._register()
+        pub = self.core.address.public_key
+        for pkt in out:
+            await self._conn.call(OP_SUBMIT, submit_request(self._shared, pub, self.clock(), pkt))
 
     async def pull_once(self) -> list[object]:
         now = self.clock()

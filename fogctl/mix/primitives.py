@@ -35,6 +35,7 @@ __all__ = [
     "Lioness",
     "aes128_ctr_reference",
     "aes128_ctr_stream",
+    "aes128_ctr_xor",
     "blake2b_keyed",
     "chacha20_stream",
     "chacha20_xor",
@@ -44,6 +45,7 @@ __all__ = [
     "scalar_from_bytes",
     "x25519",
     "x25519_base",
+    "x25519_base_mul",
     "x25519_mul",
 ]
 
@@ -53,6 +55,7 @@ _INV8 = pow(8, -1, L)
 _TOP = 2**254
 _ZERO_NONCE = bytes(12)
 _M_LIMIT = 2**251
+_SHA256 = hashes.SHA256()
 #: u = 9, the X25519 base point (generates the subgroup of order L).
 BASEPOINT = (9).to_bytes(32, "little")
 
@@ -62,15 +65,31 @@ class CryptoFailure(ValueError):
 
 
 def x25519(scalar: bytes, point: bytes) -> bytes:
-    """RFC 7748 X25519(k, u): clamps ``scalar``; refuses an all-zero result."""
-    try:
-        return nb.crypto_scalarmult(scalar, point)
-    except Exception as exc:  # nacl raises RuntimeError/CryptoError on an all-zero output
-        raise CryptoFailure("X25519 produced the all-zero value (low-order point)") from exc
+    """RFC 7748 X25519(k, u): clamps ``scalar``; refuses an all-zero result.
+
+    libsodium's ``crypto_scalarmult`` through pynacl's cffi binding, called directly
+    (the ``nacl.bindings`` wrapper re-checks types and lengths on every call).
+    """
+    if len(scalar) != 32 or len(point) != 32:
+        raise ValueError("X25519 takes a 32-byte scalar and a 32-byte point")
+    out = _ffi.new("unsigned char[]", 32)
+    if _lib.crypto_scalarmult(out, scalar, point) != 0:
+        raise CryptoFailure("X25519 produced the all-zero value (low-order point)")
+    result: bytes = _ffi.buffer(out, 32)[:]
+    return result
 
 
 def x25519_base(scalar: bytes) -> bytes:
+    """X25519(k, 9): libsodium's fixed-base multiplication (precomputed tables on
+    edwards25519, then the Montgomery u-coordinate), about half a variable-base one."""
     return nb.crypto_scalarmult_base(scalar)
+
+
+def x25519_base_mul(e: int) -> bytes:
+    """``e * G`` (u-coordinate) for a scalar ``e`` mod L, by fixed-base multiplication."""
+    if e % L == 0:
+        raise CryptoFailure("zero scalar")
+    return nb.crypto_scalarmult_base(_clamped_representative(e % L))
 
 
 def scalar_from_bytes(data: bytes) -> int:
@@ -96,11 +115,11 @@ def x25519_mul(e: int, point: bytes) -> bytes:
 
 def hkdf_sha256(ikm: bytes, length: int, *, salt: bytes | None = None, info: bytes = b"") -> bytes:
     """RFC 5869 HKDF with SHA-256."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+    return HKDF(algorithm=_SHA256, length=length, salt=salt, info=info).derive(ikm)
 
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:
-    h = hmac.HMAC(key, hashes.SHA256())
+    h = hmac.HMAC(key, _SHA256)
     h.update(data)
     return h.finalize()
 
@@ -119,6 +138,11 @@ def aes128_ctr_stream(key: bytes, length: int) -> bytes:
     test checks it against the generic CTR path. Each key is used for one stream.
     """
     return AESGCM(key).encrypt(_ZERO_NONCE, bytes(length), None)[:length]
+
+
+def aes128_ctr_xor(key: bytes, data: bytes) -> bytes:
+    """``data`` XOR the :func:`aes128_ctr_stream` of ``key`` (one call, no extra copy)."""
+    return AESGCM(key).encrypt(_ZERO_NONCE, data, None)[: len(data)]
 
 
 def aes128_ctr_reference(key: bytes, length: int) -> bytes:
@@ -168,6 +192,23 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "little") ^ int.from_bytes(b[:n], "little")).to_bytes(n, "little")
 
 
+def _h(key: bytes, data: bytes) -> int:
+    """Keyed BLAKE2b-256 of ``data`` as a little-endian integer (for the XOR into L)."""
+    out = _ffi.new("unsigned char[]", 32)
+    if _lib.crypto_generichash_blake2b_salt_personal(
+        out, 32, data, len(data), key, 32, _ffi.NULL, _ffi.NULL
+    ):
+        raise CryptoFailure("BLAKE2b failed")
+    return int.from_bytes(_ffi.buffer(out, 32), "little")
+
+
+def _s(key: int, data: bytes) -> bytes:
+    """ChaCha20 (RFC 8439, zero nonce, counter 1) of ``data`` under the key ``key``."""
+    return ChaCha20Poly1305(key.to_bytes(32, "little")).encrypt(_ZERO_NONCE, data, None)[
+        : len(data)
+    ]
+
+
 class Lioness:
     """LIONESS (Anderson & Biham 1996): a wide-block cipher over the whole payload.
 
@@ -178,7 +219,8 @@ class Lioness:
         R ^= S(L ^ K1); L ^= H_K2(R); R ^= S(L ^ K3); L ^= H_K4(R)
 
     Changing any bit of a ciphertext turns the whole decryption into noise, which is
-    what lets the recipient catch a tagging attack.
+    what lets the recipient catch a tagging attack. ``L`` and the stream keys are
+    kept as integers between rounds: the XORs are then one operation each.
     """
 
     KEY_SIZE = 128
@@ -187,27 +229,30 @@ class Lioness:
     def __init__(self, key: bytes) -> None:
         if len(key) != self.KEY_SIZE:
             raise ValueError("LIONESS needs a 128-byte key")
-        self._k1, self._k2, self._k3, self._k4 = key[:32], key[32:64], key[64:96], key[96:]
+        self._k1 = int.from_bytes(key[:32], "little")
+        self._k2 = key[32:64]
+        self._k3 = int.from_bytes(key[64:96], "little")
+        self._k4 = key[96:]
 
     def encrypt(self, block: bytes) -> bytes:
-        left, right = block[:32], block[32:]
-        if not right:
+        if len(block) <= 32:
             raise ValueError("LIONESS block must be longer than 32 bytes")
-        right = chacha20_xor(_xor(left, self._k1), right)
-        left = _xor(left, blake2b_keyed(self._k2, right))
-        right = chacha20_xor(_xor(left, self._k3), right)
-        left = _xor(left, blake2b_keyed(self._k4, right))
-        return left + right
+        left = int.from_bytes(block[:32], "little")
+        right = _s(left ^ self._k1, block[32:])
+        left ^= _h(self._k2, right)
+        right = _s(left ^ self._k3, right)
+        left ^= _h(self._k4, right)
+        return left.to_bytes(32, "little") + right
 
     def decrypt(self, block: bytes) -> bytes:
-        left, right = block[:32], block[32:]
-        if not right:
+        if len(block) <= 32:
             raise ValueError("LIONESS block must be longer than 32 bytes")
-        left = _xor(left, blake2b_keyed(self._k4, right))
-        right = chacha20_xor(_xor(left, self._k3), right)
-        left = _xor(left, blake2b_keyed(self._k2, right))
-        right = chacha20_xor(_xor(left, self._k1), right)
-        return left + right
+        right = block[32:]
+        left = int.from_bytes(block[:32], "little") ^ _h(self._k4, right)
+        right = _s(left ^ self._k3, right)
+        left ^= _h(self._k2, right)
+        right = _s(left ^ self._k1, right)
+        return left.to_bytes(32, "little") + right
 
 
 xor = _xor

@@ -36,19 +36,21 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from fogctl.mix.errors import MacMismatch, MalformedPacket, ReplayedPacket, TaggedPayload
 from fogctl.mix.primitives import (
-    BASEPOINT,
     CryptoFailure,
     L,
     Lioness,
     aes128_ctr_stream,
+    aes128_ctr_xor,
     ct_equal,
     hkdf_sha256,
     hmac_sha256,
     scalar_from_bytes,
     x25519,
+    x25519_base_mul,
     x25519_mul,
     xor,
 )
@@ -99,6 +101,7 @@ FLAG_FINAL = 0x02
 _SALT = b"fogctl-sphinx-v1"
 _STREAM = BETA_SIZE + HOP_SIZE
 _HOP = struct.Struct(">B3xI20s16s4x")
+_PAD = bytes(HOP_SIZE)
 assert _HOP.size == HOP_SIZE
 
 
@@ -111,8 +114,7 @@ class Hop:
     delay_us: int = 0  # how long this hop holds the packet
 
 
-@dataclass(frozen=True, slots=True)
-class Relay:
+class Relay(NamedTuple):
     """Processing result: forward ``packet`` to ``next_hop`` after ``delay_us``."""
 
     next_hop: bytes
@@ -121,8 +123,7 @@ class Relay:
     replay_tag: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Final:
+class Final(NamedTuple):
     """Processing result: this hop is the last; deliver ``payload`` to ``address``."""
 
     address: bytes
@@ -172,8 +173,7 @@ class SurbKeys:
         return cls(data[:ID_SIZE], keys, data[ID_SIZE : ID_SIZE + SURB_KEY_SIZE])
 
 
-@dataclass(frozen=True, slots=True)
-class _HopKeys:
+class _HopKeys(NamedTuple):
     routing: bytes
     mac: bytes
     payload: bytes
@@ -182,8 +182,11 @@ class _HopKeys:
 
 
 def _derive(shared: bytes) -> _HopKeys:
+    """All of a hop's keys from one HKDF call (extract, then one 256-byte expand)."""
     k = hkdf_sha256(shared, 256, salt=_SALT, info=b"hop")
-    return _HopKeys(k[:16], k[16:48], k[48:176], scalar_from_bytes(k[176:240]), k[240:256])
+    return _HopKeys(
+        k[:16], k[16:48], k[48:176], int.from_bytes(k[176:240], "little") % L, k[240:256]
+    )
 
 
 def _mac(key: bytes, beta: bytes) -> bytes:
@@ -213,7 +216,7 @@ def _header(
     _check_path(hops, address, identifier)
     n = len(hops)
     x = scalar_from_bytes(rng(64)) or 1
-    alpha0 = x25519_mul(x, BASEPOINT)
+    alpha0 = x25519_base_mul(x)  # fixed-base: the only multiplication by G
     keys: list[_HopKeys] = []
     acc = x
     for hop in hops:
@@ -314,8 +317,7 @@ def process(
         raise MacMismatch("header MAC does not verify")
     if seen is not None and seen(keys.tag):
         raise ReplayedPacket("packet was seen before")
-    stream = aes128_ctr_stream(keys.routing, _STREAM)
-    b = xor(beta, stream) + stream[BETA_SIZE:]  # beta || 0^HOP_SIZE, XOR the stream
+    b = aes128_ctr_xor(keys.routing, beta + _PAD)  # (beta || 0^HOP_SIZE) XOR the stream
     flag, delay, address, tail = _HOP.unpack_from(b)
     delta = Lioness(keys.payload).decrypt(packet[HEADER_SIZE:])
     if flag == FLAG_RELAY:
@@ -323,7 +325,7 @@ def process(
             alpha2 = x25519_mul(keys.blind, alpha)
         except CryptoFailure:
             raise MalformedPacket("cannot blind alpha") from None
-        return Relay(address, delay, alpha2 + b[HOP_SIZE:] + tail + delta, keys.tag)
+        return Relay(address, delay, b"".join((alpha2, b[HOP_SIZE:], tail, delta)), keys.tag)
     if flag == FLAG_FINAL:
         return Final(address, tail, delay, delta, keys.tag)
     raise MalformedPacket(f"unknown routing flag {flag}")

@@ -151,3 +151,19 @@ def test_lioness_round_trip_and_avalanche() -> None:
     assert sum(a != b for a, b in zip(garbled, block, strict=True)) > 1900
     with pytest.raises(ValueError):
         P.Lioness(b"short")
+
+
+def test_fixed_base_multiplication_equals_the_ladder_on_the_base_point() -> None:
+    for _ in range(20):
+        e = P.scalar_from_bytes(os.urandom(64))
+        assert P.x25519_base_mul(e) == P.x25519_mul(e, P.BASEPOINT)
+    with pytest.raises(P.CryptoFailure):
+        P.x25519_base_mul(P.L)
+    with pytest.raises(ValueError):
+        P.x25519(b"short", P.BASEPOINT)
+
+
+def test_aes128_ctr_xor_is_data_xor_the_stream() -> None:
+    for n in (1, 16, 384):
+        key, data = os.urandom(16), os.urandom(n)
+        assert P.aes128_ctr_xor(key, data) == P.xor(data, P.aes128_ctr_reference(key, n))

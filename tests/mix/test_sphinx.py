@@ -113,22 +113,27 @@ def test_replay_callback_sees_the_tag_after_the_mac() -> None:
     assert err.value.reason == "replay"
 
 
-def test_creation_does_hops_plus_one_scalar_multiplications(
+def test_creation_does_one_fixed_base_and_hops_variable_base_multiplications(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls = {"n": 0}
-    real = sphinx.x25519_mul
+    calls = {"var": 0, "base": 0}
+    real, real_base = sphinx.x25519_mul, sphinx.x25519_base_mul
 
     def counting(e: int, p: bytes) -> bytes:
-        calls["n"] += 1
+        calls["var"] += 1
         return real(e, p)
 
+    def counting_base(e: int) -> bytes:
+        calls["base"] += 1
+        return real_base(e)
+
     monkeypatch.setattr(sphinx, "x25519_mul", counting)
+    monkeypatch.setattr(sphinx, "x25519_base_mul", counting_base)
     for n in (1, 3, sphinx.MAX_HOPS):
-        calls["n"] = 0
+        calls.update(var=0, base=0)
         _, hops = _path(n)
         sphinx.create_forward(hops, os.urandom(20), os.urandom(16), b"", os.urandom)
-        assert calls["n"] == n + 1
+        assert calls == {"var": n, "base": 1}  # O(hops): the blinding chain is computed once
 
 
 def test_bad_paths_and_bodies_are_refused() -> None:
