@@ -13,8 +13,10 @@
   the same launcher, in the same run (before/after).
 * Preemption latency with the default policy (poll 1 s, grace 3 s): eligibility lost
   (the scenario file changes) -> task stopped with a checkpoint (target < 5 s).
-* CPU cap accuracy at 50% over 10 s (target 45-55%): a WASM task duty-cycled by
-  SIGSTOP/SIGCONT, beside the same task uncapped; a Docker container with --cpus 0.5.
+* CPU cap accuracy at 50% over 10 s (target 45-55%): a WASM task run by harvest through
+  the jobs WASM executor (its child process under a cgroup CPU quota where this process
+  may create one, and under CPU-time throttling by SIGSTOP/SIGCONT), beside the same task
+  uncapped; a Docker container with --cpus 0.5 (the jobs docker executor).
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ def _child_cpu() -> tuple[int, float] | None:
 
     for p in psutil.Process().children():
         try:
-            if "fogctl.harvest.wasmrun" in " ".join(p.cmdline()):
+            if "fogctl.jobs.executors.wasm" in " ".join(p.cmdline()):
                 t = p.cpu_times()
                 return p.pid, t.user + t.system
         except psutil.Error:
@@ -239,7 +241,7 @@ def bench_preemption(home: Path, sensors: Path, trials: int) -> None:
         th.join(30)
         lat.append(time.monotonic() - t0)
         kill_lat.append(outs[0].preempt_latency)
-        assert outs[0].task.exit_code == 75, "not checkpointed"
+        assert outs[0].task.exit_code == 85, "not checkpointed"
     print(
         f"== preemption latency (default poll {DEFAULTS.poll:g} s, grace {DEFAULTS.grace:g} s;"
         f" {trials} trials) =="
@@ -249,7 +251,7 @@ def bench_preemption(home: Path, sensors: Path, trials: int) -> None:
         f" max {max(lat):.2f} s  (target < 5 s: {'ok' if max(lat) < 5 else 'MISS'})"
     )
     print(
-        f"{'  of which SIGTERM -> exit':<34} median {statistics.median(kill_lat) * 1000:.0f} ms"
+        f"{'  of which stop() -> exit':<34} median {statistics.median(kill_lat) * 1000:.0f} ms"
         f"  (reference: the grace period, {DEFAULTS.grace:g} s)"
     )
 
@@ -325,7 +327,7 @@ def _measure_docker(seconds: float) -> float | None:
 
 
 def bench_cap(home: Path, sensors: Path, seconds: float, docker: bool) -> None:
-    from fogctl.harvest.cycle import CpuCap
+    from fogctl.jobs.executors.wasm import CpuCap
 
     method = CpuCap.cgroup_method()
     cgroup = method is not None

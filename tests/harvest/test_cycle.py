@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 
 from fogctl.harvest import queue
-from fogctl.harvest.cycle import TaskOutcome, run_cycle, task_dir
-from fogctl.harvest.wasmrun import read_header
+from fogctl.harvest.cycle import TaskOutcome, run_cycle
+from fogctl.harvest.tasks import task_dir
+from fogctl.jobs.executors.wasm import read_snapshot_header, snapshot_file
 from fogctl.state import State
 
-from .conftest import ROOT, Sensors, expected_sum, sum_job, wait_for
+from .conftest import Sensors, expected_sum, sum_job, wait_for
+
+CHILD = "fogctl.jobs.executors.wasm"  # the jobs WASM executor's child process
 
 SCENARIOS = {
     "battery-unplugged": ({"battery": 30, "charging": False}, "battery"),
@@ -39,7 +42,7 @@ def _running_with_progress(state: State, task_id: str) -> bool:
 
     for p in psutil.Process().children(recursive=True):
         try:
-            if "fogctl.harvest.wasmrun" in " ".join(p.cmdline()) and p.cpu_times().user > 0.3:
+            if CHILD in " ".join(p.cmdline()) and p.cpu_times().user > 0.3:
                 return True
         except psutil.Error:
             continue
@@ -64,15 +67,16 @@ def test_preempt_checkpoint_resume(
     assert cycle.outcome == "preempted" and cycle.preempted == (task_id,)
     assert any(r.startswith(rule_name + ":") for r in cycle.reasons), cycle.reasons
     (out,) = outcomes
-    # checkpointed (exit 75), not killed, well within the grace period
-    assert out.task.exit_code == 75
+    # checkpointed by the jobs WASM executor (a snapshot: exit code 85), not killed,
+    # well within the grace period
+    assert out.task.exit_code == 85
     assert out.preempt_latency is not None and out.preempt_latency < 3.0
     assert stopped_after < 5.0
     task = queue.get_task(state, task_id)
     assert task.state == "preempted" and task.preemptions == 1 and task.checkpoint
     saved_i = task.progress["globals"]["i"]
     assert start < saved_i < end
-    header = read_header(task_dir(state, task_id) / "checkpoint.bin")
+    header = read_snapshot_header(snapshot_file(task_dir(state, task_id) / "checkpoint"))
     assert header is not None and header["globals"]["i"] == saved_i
 
     # still ineligible: a cycle does nothing
@@ -95,94 +99,6 @@ def _eligible() -> dict[str, Any]:
     from .conftest import ELIGIBLE
 
     return dict(ELIGIBLE)
-
-
-def test_wasi_output_is_not_duplicated_across_resumes(
-    state: State, sensors: Sensors, tmp_path: Path
-) -> None:
-    """A WASI module printing one line per iteration, killed by SIGTERM at random
-    points and resumed, prints exactly N lines in total."""
-    import wasmtime
-
-    n = 40000
-    wat = f"""
-    (module
-      (import "wasi_snapshot_preview1" "fd_write"
-        (func $fd_write (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 0) "x\\n")
-      (global $n (export "n") (mut i32) (i32.const 0))
-      (func (export "_start")
-        (i32.store (i32.const 16) (i32.const 0))
-        (i32.store (i32.const 20) (i32.const 2))
-        (block $done (loop $l
-          (br_if $done (i32.ge_u (global.get $n) (i32.const {n})))
-          (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 32)))
-          (global.set $n (i32.add (global.get $n) (i32.const 1)))
-          (br $l)))))
-    """
-    module = tmp_path / "lines.wasm"
-    module.write_bytes(wasmtime.wat2wasm(wat))
-    wd = tmp_path / "wd"
-    wd.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "fogctl.harvest.wasmrun",
-        "--module",
-        str(module),
-        "--workdir",
-        str(wd),
-        "--checkpoint-every",
-        "0.05",
-    ]
-    interrupted = 0
-    for delay in (0.4, 0.5, 0.6):
-        p = subprocess.Popen(cmd)
-        time.sleep(delay)  # let it run a while: the point of interruption is arbitrary
-        p.terminate()
-        rc = p.wait(timeout=10)
-        if rc == 75:
-            interrupted += 1
-            hdr = read_header(wd / "checkpoint.bin")
-            assert hdr is not None
-            assert hdr["stdout_len"] == 2 * hdr["globals"]["n"]
-    assert subprocess.run(cmd, timeout=60).returncode == 0
-    assert (wd / "stdout").read_bytes() == b"x\n" * n
-    assert interrupted >= 1
-
-
-def test_sigkill_without_checkpoint_resumes_from_the_last_periodic_one(
-    state: State, tmp_path: Path
-) -> None:
-    wd = tmp_path / "wd"
-    wd.mkdir()
-    import wasmtime
-
-    module = tmp_path / "sum.wasm"
-    module.write_bytes(wasmtime.wat2wasm((ROOT / "examples" / "harvest-sum.wat").read_text()))
-    cmd = [
-        sys.executable,
-        "-m",
-        "fogctl.harvest.wasmrun",
-        "--module",
-        str(module),
-        "--workdir",
-        str(wd),
-        "--checkpoint-every",
-        "0.1",
-        "--set-global",
-        "index_end=1000000000",
-    ]
-    p = subprocess.Popen(cmd)
-    wait_for(lambda: (wd / "checkpoint.bin").exists(), what="a periodic checkpoint")
-    p.kill()  # no chance to checkpoint: the last periodic one must do
-    p.wait()
-    hdr = read_header(wd / "checkpoint.bin")
-    assert hdr is not None and hdr["globals"]["i"] > 0
-    assert subprocess.run(cmd, timeout=60).returncode == 0
-    result = json.loads((wd / "result.json").read_text())
-    assert result["values"] == [expected_sum(0, 1_000_000_000)]
 
 
 def test_failing_module_is_recorded_failed_not_retried(
@@ -222,8 +138,8 @@ def test_cpu_cap_holds_the_task_near_its_share(
     figure over 10 s is in tests/bench/bench_harvest.py)."""
     import psutil
 
-    from fogctl.harvest.cycle import CpuCap
     from fogctl.harvest.engine import set_policy
+    from fogctl.jobs.executors.wasm import CpuCap
 
     # auto: a cgroup quota where this process may create one, else throttling
     kernel = method == "auto" and CpuCap.cgroup_method() is not None
@@ -253,7 +169,7 @@ def _child() -> Any:
 
     for p in psutil.Process().children(recursive=True):
         try:
-            if "fogctl.harvest.wasmrun" in " ".join(p.cmdline()):
+            if CHILD in " ".join(p.cmdline()):
                 return p
         except psutil.Error:
             continue
@@ -298,7 +214,7 @@ def test_loop_service_stops_cleanly_on_sigterm(state: State, sensors: Sensors) -
     rec = json.loads(out.splitlines()[0])
     assert rec["kind"] == "harvest-cycle" and rec["preempted"] == [tid]
     task = queue.get_task(state, tid)
-    assert task.state == "preempted" and task.exit_code == 75 and task.checkpoint
+    assert task.state == "preempted" and task.exit_code == 85 and task.checkpoint
 
 
 def test_runner_checkpoints_when_the_cycle_dies(state: State, sensors: Sensors) -> None:
@@ -318,12 +234,12 @@ def test_runner_checkpoints_when_the_cycle_dies(state: State, sensors: Sensors) 
         env=dict(os.environ),
     )
     wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
-    kids = [p for p in psutil.Process(proc.pid).children() if "wasmrun" in " ".join(p.cmdline())]
+    kids = [p for p in psutil.Process(proc.pid).children() if CHILD in " ".join(p.cmdline())]
     assert len(kids) == 1
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     kids[0].wait(timeout=10)  # gone: it did not outlive the cycle
-    hdr = read_header(task_dir(state, tid) / "checkpoint.bin")
+    hdr = read_snapshot_header(snapshot_file(task_dir(state, tid) / "checkpoint"))
     assert hdr is not None and hdr["globals"]["i"] > 0
     # the dead cycle's lease still runs (no waiting for it to expire), and its lock
     # file is still there: what the timer runs next must recover all the same
@@ -366,7 +282,7 @@ def test_ctrl_c_checkpoints_and_exits_130(state: State, sensors: Sensors) -> Non
     assert proc.returncode == 130, err
     assert json.loads(out)["preempted"] == [tid]
     task = queue.get_task(state, tid)
-    assert task.state == "preempted" and task.exit_code == 75
+    assert task.state == "preempted" and task.exit_code == 85
 
 
 def test_sensor_file_vanishing_mid_task_preempts_safely(
@@ -378,7 +294,7 @@ def test_sensor_file_vanishing_mid_task_preempts_safely(
     sensors.path.unlink()
     rec = cyc.result()
     assert rec.preempted == (tid,) and rec.reasons[0].startswith("sensors:")
-    assert queue.get_task(state, tid).exit_code == 75
+    assert queue.get_task(state, tid).exit_code == 85
 
 
 COPY_WAT = """
