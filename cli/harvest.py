@@ -31,23 +31,27 @@ battery; charging always passes), battery_hysteresis 5 (resume at 55), run_on_ba
 true, require_ac false, max_temp 70 (deg C; stop at or above), temp_hysteresis 5
 (resume at 65 or below), idle 5m (owner idle at least this long; 0 ignores the owner),
 max_other_cpu 25 (% of the machine used by other processes), cpu_hysteresis 10 (resume
-below 15), cpu_limit 50% (of one CPU's time per task), max_cpus 1, mem_idle 90 and
-mem_busy 50 (% of RAM a task may use with the idle rule on / off), allow_metered true,
-hours empty (always; else HH:MM-HH:MM windows, may wrap midnight), min_backoff 2m (a
-stop holds at least this long), grace 3s (checkpoint time before a kill), checkpoint_every
-60s (periodic WASM checkpoints), poll 1s, executor wasm, allow_docker false,
-strict_sensors false (true: an unreadable sensor blocks work).
+below 15), cpu_limit 50% (a task's CPU cap: this share of max_cpus CPUs), max_cpus 1,
+mem_idle 90 and mem_busy 50 (% of RAM a task may use with the idle rule on / off),
+allow_metered true, hours empty (always; else HH:MM-HH:MM windows, may wrap midnight),
+min_backoff 2m (a stop holds at least this long), grace 3s (checkpoint time before a
+kill), checkpoint_every 60s (periodic WASM checkpoints), poll 1s, executor wasm,
+allow_docker false, strict_sensors false (true: an unreadable sensor blocks work).
 
-WASM tasks run in a child process on wasmtime; a checkpoint is the instance's exported
-memories and mutable globals taken after an epoch interruption, and resume loads them
-into a fresh instance (a module keeps its progress there, not in locals). A task sees
-what 'fogctl submit' gives a WASM job: /work with its inputs (outputs are collected
-from it), its checkpoint dir, its args and env; a module that saves its own
-checkpoint and exits 85 is simply run again. CPU caps use
-a cgroup CPU quota where fogctl may create one, else CPU-time throttling
-(SIGSTOP/SIGCONT). Docker tasks go through the jobs docker executor with --cpus and a
-memory limit, get the spec's checkpoint signal, and the container exiting 85 has saved
-its state.
+Tasks run through the executors of 'fogctl submit' (fogctl-job(5)), with the policy's
+caps: cpu_limit% of max_cpus CPUs and mem_idle/mem_busy% of RAM (at most the spec's
+limits). WASM (the default) uses the jobs WASM executor in a child process, capped by a
+cgroup CPU quota where fogctl may create one, else by CPU-time throttling
+(SIGSTOP/SIGCONT), and by the store's memory limit. Preempted, it is stopped by an epoch
+interruption after which the executor saves the instance's exported memories and
+mutable globals (also every checkpoint_every); resume loads them into a fresh instance,
+so a module keeps its progress there, not in locals, and its output after the last
+checkpoint is never repeated. A task sees what 'fogctl submit' gives a WASM job: /work
+with its inputs (outputs are collected from it), its checkpoint dir, its args and env;
+a module without WASI gets FOGCTL_INDEX_START/END as its globals index_start/index_end;
+a module that saves its own checkpoint and exits 85 is simply run again. Docker tasks
+(allow_docker) use the jobs docker executor with --cpus and --memory, get the spec's
+checkpoint signal and grace seconds, and a container exiting 85 has saved its state.
 
 Power model: P = alpha + beta x CPU utilisation, fitted from RAPL counters by
 'calibrate', else 5 W + 20 W (laptop) or 30 W + 65 W (desktop). 'status' shows watts
@@ -438,7 +442,11 @@ def split(
     chunks: Annotated[int, typer.Option(help="How many jobs to make.")],
     index_range: Annotated[
         str | None,
-        typer.Option("--range", help="START:END, END exclusive (default 0:completions)."),
+        typer.Option(
+            "--range",
+            help="START:END, END exclusive (default: 0:completions, else the job's env "
+            "FOGCTL_INDEX_START:FOGCTL_INDEX_END).",
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the chunk files.")] = Path(
         "."

@@ -1,7 +1,8 @@
 """Partitioning: split an indexed job into chunks, merge the chunks' results.
 
 Like Slurm array jobs and Kubernetes Indexed Jobs: a job covers an index range
-(``--range START:END``, else ``0:completions`` from the spec), and ``split`` writes N
+(``--range START:END``, else ``0:completions`` from the spec, else the range in the
+spec's env ``FOGCTL_INDEX_START``/``FOGCTL_INDEX_END``), and ``split`` writes N
 job files, chunk k covering ``[start_k, end_k)``, named ``NAME-k``. Each chunk gets the
 environment ``FOGCTL_INDEX_START``, ``FOGCTL_INDEX_END`` (exclusive), ``FOGCTL_CHUNK``
 and ``FOGCTL_CHUNKS``; a WASM module exporting mutable globals ``index_start`` and
@@ -79,16 +80,32 @@ def _name(doc: dict[str, Any], path: Path) -> str:
     return str(name)
 
 
+def _default_range(doc: dict[str, Any], path: Path) -> tuple[int, int]:
+    """``0:completions``, else the range the whole job covers (its env's
+    FOGCTL_INDEX_START and FOGCTL_INDEX_END, which it also runs with unsplit)."""
+    comp = doc.get("completions")
+    if isinstance(comp, int) and not isinstance(comp, bool) and comp >= 1:
+        return 0, comp
+    env = doc.get("env")
+    if isinstance(env, dict) and "FOGCTL_INDEX_END" in env:
+        text = f"{env.get('FOGCTL_INDEX_START', 0)}:{env['FOGCTL_INDEX_END']}"
+        try:
+            return parse_range(text)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path}: env FOGCTL_INDEX_START/END: {exc.message}") from None
+    raise InvalidInput(
+        f"{path}: give --range START:END, or 'completions: N' or env FOGCTL_INDEX_START/"
+        "FOGCTL_INDEX_END in the job"
+    )
+
+
 def split(
     path: Path, chunks: int, outdir: Path, index_range: tuple[int, int] | None = None
 ) -> list[ChunkRecord]:
     doc = _load_one(path)
     name = _name(doc, path)
     if index_range is None:
-        comp = doc.get("completions")
-        if not isinstance(comp, int) or isinstance(comp, bool) or comp < 1:
-            raise InvalidInput(f"{path}: give --range START:END or 'completions: N' in the job")
-        index_range = (0, comp)
+        index_range = _default_range(doc, path)
     bounds = chunk_bounds(index_range[0], index_range[1], chunks)
     base = path.parent.resolve()
     try:

@@ -14,7 +14,7 @@ temp_hysteresis    5           resume only at max_temp - this
 idle               300 s       owner idle at least this long (0: ignore the owner)
 max_other_cpu      25          stop when other processes use more than this % of the machine
 cpu_hysteresis     10          resume only below max_other_cpu - this
-cpu_limit          50          CPU cap of a task, % of one CPU's time (duty cycle / --cpus)
+cpu_limit          50          CPU cap of a task, % of max_cpus CPUs (cgroup quota / --cpus)
 max_cpus           1           CPUs a task may use
 mem_idle           90          memory cap, % of RAM, when the owner is idle
 mem_busy           50          memory cap, % of RAM, when idle is 0 (owner may be busy)

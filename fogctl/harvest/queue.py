@@ -171,6 +171,10 @@ def normalise_spec(state: State, spec: Any, base: Path | None = None) -> dict[st
         out["outputs"] = [str(o) for o in d.get("outputs") or []]
         if d.get("checkpoint_path"):
             out["checkpoint_path"] = str(d["checkpoint_path"])
+        origin: Mapping[str, Any] = d["raw"] if isinstance(d.get("raw"), Mapping) else d
+        limits = origin.get("resources")
+        if isinstance(limits, Mapping):  # the spec's limits (memory, fuel)
+            out["resources"] = dict(limits)
     else:
         if not d.get("image"):
             raise InvalidInput(f"job {name}: a docker job needs 'image'")

@@ -85,7 +85,13 @@ class Schedule:
 
 
 def fogctl_command() -> list[str]:
-    """How the unit should call fogctl: the installed script, else this interpreter."""
+    """How the unit should call fogctl: the console script of this installation (beside
+    its interpreter, as pip/venv/pipx install it), else the one on PATH, else this
+    interpreter. A wrapper found first on PATH (a pyenv shim: a shell script that
+    re-resolves the version, ~100 ms more per run) is not what a timer should run."""
+    beside = Path(sys.executable).parent / "fogctl"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
     exe = shutil.which("fogctl")
     if exe:
         return [str(Path(exe).resolve())]
@@ -257,6 +263,13 @@ class CronTab:
         if res.returncode != 0:
             raise OperationFailed(f"crontab -: {res.stderr.strip() or res.returncode}")
 
+    def remove(self) -> None:
+        res = subprocess.run(
+            self._argv("-r"), capture_output=True, text=True, check=False, timeout=30
+        )
+        if res.returncode != 0 and "no crontab" not in res.stderr.lower():
+            raise OperationFailed(f"crontab -r: {res.stderr.strip() or res.returncode}")
+
 
 def cron_line(state_root: Path, schedule: Schedule, command: Sequence[str] | None = None) -> str:
     cmd = list(command or fogctl_command())
@@ -426,8 +439,10 @@ def uninstall(
         lines = tab.read()
         keep = [ln for ln in lines if ln != cron.get("line")]
         changed = len(keep) != len(lines)
-        if changed:
+        if changed and any(ln.strip() for ln in keep):
             tab.write(keep)
+        elif changed:  # ours was the only line: leave no empty crontab behind
+            tab.remove()
         out.append(TimerRecord("uninstall", "cron", "crontab", changed))
     manifest.pop("cron", None)
     manifest.pop("files", None)

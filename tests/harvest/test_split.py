@@ -67,6 +67,16 @@ def test_split_errors(tmp_path: Path) -> None:
         split(job, 4, tmp_path)
     recs = split(job, 3, tmp_path / "o")
     assert [(r.start, r.end) for r in recs] == [(0, 1), (1, 2), (2, 3)]
+    # no completions: the range the whole job runs with (its env) is the one split
+    job.write_text(
+        "metadata: {name: j}\nwasm: m.wasm\n"
+        "env: {FOGCTL_INDEX_START: '10', FOGCTL_INDEX_END: '16'}\n"
+    )
+    recs = split(job, 2, tmp_path / "e")
+    assert [(r.start, r.end) for r in recs] == [(10, 13), (13, 16)]
+    job.write_text("metadata: {name: j}\nwasm: m.wasm\nenv: {FOGCTL_INDEX_END: 'x'}\n")
+    with pytest.raises(InvalidInput, match="FOGCTL_INDEX_START/END"):
+        split(job, 2, tmp_path / "e")
     job.write_text("metadata: {name: j}\nwasm: m.wasm\nprivileged: true\n")
     with pytest.raises(InvalidInput, match="privileged"):
         split(job, 1, tmp_path / "p", (0, 4))

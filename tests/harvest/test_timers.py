@@ -177,6 +177,12 @@ def test_cron_install_parse_idempotent_uninstall(fog_home: Path, crontab: CronTa
     (gone,) = uninstall(state, crontab=crontab)
     assert gone.changed and crontab.read() == mine
     assert uninstall(state, crontab=crontab) == []  # nothing recorded any more
+    # where ours was the only line, uninstall leaves no (empty) crontab behind
+    crontab.write(others)
+    install(state, method="cron", schedule=Schedule(15, 30), crontab=crontab)
+    uninstall(state, crontab=crontab)
+    if not others:
+        assert "no crontab" in _crontab_l(*([crontab.user] if crontab.user else [])).stderr
 
 
 def test_cron_parsing_and_schedules() -> None:
