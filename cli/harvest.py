@@ -35,8 +35,9 @@ below 15), cpu_limit 50% (a task's CPU cap: this share of max_cpus CPUs), max_cp
 mem_idle 90 and mem_busy 50 (% of RAM a task may use with the idle rule on / off),
 allow_metered true, hours empty (always; else HH:MM-HH:MM windows, may wrap midnight),
 min_backoff 2m (a stop holds at least this long), grace 3s (checkpoint time before a
-kill), checkpoint_every 60s (periodic WASM checkpoints), poll 1s, executor wasm,
-allow_docker false, strict_sensors false (true: an unreadable sensor blocks work).
+kill), checkpoint_every 60s (periodic WASM checkpoints), poll 1s, executor wasm
+(reserved: a task's module or image picks its executor), allow_docker false,
+strict_sensors false (true: an unreadable sensor blocks work).
 
 Tasks run through the executors of 'fogctl submit' (fogctl-job(5)), with the policy's
 caps: cpu_limit% of max_cpus CPUs and mem_idle/mem_busy% of RAM (at most the spec's
@@ -166,7 +167,7 @@ def policy_set(
         str | None, typer.Option(help="Resume below max-other-cpu - this (10).")
     ] = None,
     cpu_limit: Annotated[
-        str | None, typer.Option(help="CPU cap of a task, % of one CPU's time (50%).")
+        str | None, typer.Option(help="CPU cap of a task, % of max-cpus CPUs (50%).")
     ] = None,
     max_cpus: Annotated[str | None, typer.Option(help="CPUs one task may use (1).")] = None,
     mem_idle: Annotated[
@@ -192,7 +193,8 @@ def policy_set(
         str | None, typer.Option(help="Eligibility check interval while working (1s).")
     ] = None,
     executor: Annotated[
-        str | None, typer.Option(help="Default executor: wasm or docker (wasm).")
+        str | None,
+        typer.Option(help="wasm or docker (wasm); reserved: a task's kind decides."),
     ] = None,
     allow_docker: Annotated[str | None, typer.Option(help="Run Docker tasks (false).")] = None,
     strict_sensors: Annotated[
