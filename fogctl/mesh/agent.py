@@ -118,7 +118,7 @@ class Agent:
         """Add this process's drop counts to the persistent totals (kv ``drops``)."""
         new = dict(self.drops)
         delta = {k: v - self._drops_saved.get(k, 0) for k, v in new.items()}
-        with self.state.db.transaction() as conn:
+        with self.store.tx() as conn:
             row = conn.execute("SELECT value FROM mesh_kv WHERE key = 'drops'").fetchone()
             total: dict[str, int] = dict(cbor2.loads(bytes(row[0]))) if row else {}
             for k, v in delta.items():
@@ -162,7 +162,7 @@ class Agent:
         every process on this state dir (``mesh send`` and ``mesh serve``), so no two
         bundles from here share (time, sequence) even when clocks are read out of
         order."""
-        with self.state.db.transaction() as conn:
+        with self.store.tx() as conn:
             row = conn.execute("SELECT value FROM mesh_kv WHERE key = 'sequence'").fetchone()
             _, last_s = cbor2.loads(bytes(row[0])) if row else (0, -1)
             seq = last_s + 1
@@ -233,7 +233,7 @@ class Agent:
                     f"({old.fingerprint}); remove it first"
                 )
             trusted = trusted or bool(rows[0][1])
-        with self.state.db.transaction() as conn:
+        with self.store.tx() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO mesh_keys(node, bundle, trusted) VALUES (?,?,?)",
                 (b.node, b.to_bytes(), int(trusted)),
@@ -255,7 +255,7 @@ class Agent:
             " ", ""
         ):
             raise Refused(f"{eid}: fingerprint mismatch (known key has {b.fingerprint})")
-        with self.state.db.transaction() as conn:
+        with self.store.tx() as conn:
             conn.execute("UPDATE mesh_keys SET trusted = 1 WHERE node = ?", (eid,))
         return self.key_record(b, True)
 
@@ -309,7 +309,7 @@ class Agent:
         peer = _node_of(dest)
         if encrypt:
             sign, x = self._identity_keys()
-            with self.state.db.transaction():
+            with self.store.tx():
                 sess = self._session(peer)
                 if sess is None:
                     keys = self._trusted(peer)
@@ -446,11 +446,11 @@ class Agent:
         trusted = False
         if encrypted:
             body, trusted = self._decrypt(sender, body)
-        digest = self.state.blobs.put(body)
-        with self.state.db.transaction() as conn:
+        digest, inline = self.store.put_bytes(body)  # a blob is durable before the row
+        with self.store.tx() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO mesh_inbox(id, sender, received_at, blob, size, encrypted,"
-                " read) VALUES (?,?,?,?,?,?,0)",
+                " read, data) VALUES (?,?,?,?,?,?,0,?)",
                 (
                     b.id,
                     sender + ("" if trusted or not encrypted else "?"),
@@ -458,13 +458,14 @@ class Agent:
                     digest,
                     len(body),
                     int(encrypted),
+                    inline,
                 ),
             )
         self._report(b, "delivered", now)
         return "delivered"
 
     def _decrypt(self, sender: str, msg: bytes) -> tuple[bytes, bool]:
-        with self.state.db.transaction():
+        with self.store.tx():
             return self._decrypt_locked(sender, msg)
 
     def _decrypt_locked(self, sender: str, msg: bytes) -> tuple[bytes, bool]:
@@ -504,7 +505,10 @@ class Agent:
 
     # -- inbox ------------------------------------------------------------------------
     def inbox(self) -> list[MeshMessageRecord]:
-        rows = self.state.db.query("SELECT * FROM mesh_inbox ORDER BY received_at, id")
+        rows = self.state.db.query(
+            "SELECT id, sender, received_at, size, read, encrypted FROM mesh_inbox"
+            " ORDER BY received_at, id"
+        )
         return [
             MeshMessageRecord(
                 id=r["id"],
@@ -520,7 +524,8 @@ class Agent:
 
     def read(self, message_id: str) -> tuple[MeshMessageRecord, bytes]:
         rows = self.state.db.query(
-            "SELECT blob FROM mesh_inbox WHERE id = ? OR id LIKE ?", (message_id, message_id + "%")
+            "SELECT id, blob, data FROM mesh_inbox WHERE id = ? OR id LIKE ?",
+            (message_id, message_id + "%"),
         )
         if len(rows) != 1:
             raise InvalidInput(
@@ -528,10 +533,11 @@ class Agent:
                 if not rows
                 else f"{message_id!r} is ambiguous"
             )
-        data = self.state.blobs.get(rows[0][0])
-        with self.state.db.transaction() as conn:
-            conn.execute("UPDATE mesh_inbox SET read = 1 WHERE blob = ?", (rows[0][0],))
-        rec = next(m for m in self.inbox() if m.id.startswith(message_id))
+        mid = rows[0]["id"]
+        data = self.store.get_bytes(rows[0]["blob"], rows[0]["data"])
+        with self.store.tx() as conn:
+            conn.execute("UPDATE mesh_inbox SET read = 1 WHERE id = ?", (mid,))
+        rec = next(m for m in self.inbox() if m.id == mid)
         return rec, data
 
     # -- contacts ---------------------------------------------------------------------
@@ -686,7 +692,7 @@ class Agent:
         ]
 
     def note_peer(self, peer: str, address: str, cl: str, when: float) -> None:
-        with self.state.db.transaction() as conn:
+        with self.store.tx() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO mesh_peers(node, address, cl, last_seen) VALUES (?,?,?,?)",
                 (peer, address, cl, when),

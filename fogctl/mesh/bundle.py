@@ -440,7 +440,7 @@ def _decode_primary(raw: bytes, obj: Any) -> PrimaryBlock:
     if obj[0] != 7 or isinstance(obj[0], bool):
         raise ProtocolError(f"unsupported bundle protocol version {obj[0]!r}", reason="version")
     flags, crc_type = obj[1], obj[2]
-    if not _is_uint(flags) or crc_type not in _CRC_LEN or isinstance(crc_type, bool):
+    if not _is_uint(flags) or not _is_uint(crc_type) or crc_type not in _CRC_LEN:
         raise ProtocolError("primary block flags or CRC type invalid", reason="primary")
     is_frag = bool(flags & BUNDLE_IS_FRAGMENT)
     want = 8 + (2 if is_frag else 0) + (1 if crc_type else 0)
@@ -469,7 +469,7 @@ def _decode_canonical(raw: bytes, obj: Any) -> CanonicalBlock:
     btype, number, flags, crc_type, data = obj[:5]
     if not (_is_uint(btype) and _is_uint(number) and _is_uint(flags)):
         raise ProtocolError("block type/number/flags invalid", reason="block")
-    if crc_type not in _CRC_LEN or isinstance(crc_type, bool):
+    if not _is_uint(crc_type) or crc_type not in _CRC_LEN:
         raise ProtocolError(f"unknown CRC type {crc_type!r}", reason="crc")
     if len(obj) != (6 if crc_type else 5):
         raise ProtocolError("block CRC field does not match its CRC type", reason="crc")

@@ -274,7 +274,7 @@ class MeshNode:
         active: bool,
         address: str,
     ) -> None:
-        sess = TcpclSession(str(self.agent.me), active=active)
+        sess = TcpclSession(str(self.agent.me), active=active, defer_ack=True)
         link: _Link | None = None
         try:
             writer.write(sess.data_to_send())
@@ -287,7 +287,7 @@ class MeshNode:
                 else:  # a keepalive of 0 disables keepalives and the idle timeout
                     limit = 2.0 * sess.peer.keepalive if sess.peer.keepalive else None
                 try:
-                    data = await asyncio.wait_for(reader.read(1 << 16), limit)
+                    data = await asyncio.wait_for(reader.read(1 << 20), limit)
                 except TimeoutError:
                     self.log(f"{address}: idle timeout")
                     sess.close(reason=1)  # idle timeout
@@ -301,22 +301,32 @@ class MeshNode:
                     self.agent.drops.drop(exc)
                     self.log(f"{address}: {exc}")
                     break
-                for ev in events:
-                    if isinstance(ev, SessionStarted):
-                        link = self._session_up(ev, sess, writer, address)
-                        if link is None:
-                            sess.close(reason=0)
-                    elif isinstance(ev, BundleReceived) and link is not None:
-                        self._received(ev.data, link.peer)
-                    elif isinstance(ev, TransferAcked) and link is not None:
-                        info = link.inflight.get(ev.transfer_id)
-                        if info is not None and ev.length >= info[2]:
-                            del link.inflight[ev.transfer_id]
-                            self.agent.forwarded(info[0], drop=info[1], now=dtn_now())
-                    elif isinstance(ev, TransferRefused) and link is not None:
-                        link.inflight.pop(ev.transfer_id, None)
-                    elif isinstance(ev, SessionEnded):
-                        break
+                got: list[int] = []
+                offer: set[str] = set()
+                # group commit: every bundle and acknowledgement of this read in one
+                # transaction; the final XFER_ACKs go out only once it has committed
+                with self.agent.store.batch() if events else contextlib.nullcontext():
+                    for ev in events:
+                        if isinstance(ev, SessionStarted):
+                            link = self._session_up(ev, sess, writer, address)
+                            if link is None:
+                                sess.close(reason=0)
+                        elif isinstance(ev, BundleReceived):
+                            got.append(ev.transfer_id)
+                            if link is not None:
+                                offer |= self._handle(ev.data, link.peer)
+                        elif isinstance(ev, TransferAcked) and link is not None:
+                            info = link.inflight.get(ev.transfer_id)
+                            if info is not None and ev.length >= info[2]:
+                                del link.inflight[ev.transfer_id]
+                                self.agent.forwarded(info[0], drop=info[1], now=dtn_now())
+                        elif isinstance(ev, TransferRefused) and link is not None:
+                            link.inflight.pop(ev.transfer_id, None)
+                        elif isinstance(ev, SessionEnded):
+                            break
+                for tid in got:
+                    sess.acknowledge(tid)
+                self._offer_to(offer)
                 out = sess.data_to_send()
                 if out:
                     writer.write(out)
@@ -325,6 +335,8 @@ class MeshNode:
                     break
         except (ConnectionError, OSError):
             pass
+        except FogError as exc:  # e.g. the state database stayed locked: nothing acked
+            self.log(f"{address}: {exc}")
         finally:
             if link is not None and self.links.get(link.peer) is link:
                 del self.links[link.peer]
@@ -351,17 +363,27 @@ class MeshNode:
         self.log(f"contact with {peer} at {address}")
         return link
 
-    def _received(self, raw: bytes, peer: str | None) -> None:
+    def _handle(self, raw: bytes, peer: str | None) -> set[str]:
+        """Process one received bundle; returns the peers to offer bundles to next."""
         result = self.agent.receive(raw, now=dtn_now(), peer=peer)
         if result.startswith("dropped"):
             self.log(f"bundle from {peer or 'unknown'} {result}")
-        elif result == "routing" and peer in self.links:
-            self._offer(self.links[peer])
+        elif result == "routing" and peer is not None:
+            return {peer}
         elif result in ("stored", "delivered"):
             if result == "delivered":
                 self.log(f"delivered a bundle from {peer or 'unknown'} to the inbox")
-            for link in list(self.links.values()):
+            return set(self.links)
+        return set()
+
+    def _offer_to(self, peers: set[str]) -> None:
+        for peer in peers:
+            link = self.links.get(peer)
+            if link is not None:
                 self._offer(link)
+
+    def _received(self, raw: bytes, peer: str | None) -> None:
+        self._offer_to(self._handle(raw, peer))
 
     def _offer(self, link: _Link) -> None:
         if not self.agent.ready(link.peer) or link.sess.state != "established":
@@ -385,8 +407,11 @@ class MeshNode:
         framer = MtcpFramer()
         try:
             while data := await reader.read(1 << 16):
-                for raw in framer.receive_data(data):
-                    self._received(raw, None)
+                offer: set[str] = set()
+                with self.agent.store.batch():
+                    for raw in framer.receive_data(data):
+                        offer |= self._handle(raw, None)
+                self._offer_to(offer)
         except ProtocolError as exc:
             self.agent.drops.drop(exc)
         except (ConnectionError, OSError, asyncio.CancelledError):

@@ -99,7 +99,11 @@ class TcpclSession:
         keepalive: int = 30,
         segment_mru: int = 1 << 20,
         transfer_mru: int = 64 << 20,
+        defer_ack: bool = False,
     ) -> None:
+        """``defer_ack``: the XFER_ACK of a transfer's last segment -- the one that tells
+        the sender it may let go of the bundle -- is held until :meth:`acknowledge`
+        (call it once the bundle is durably stored)."""
         if len(node_id.encode()) > MAX_NODE_ID:
             raise ValueError("node ID too long")
         self.node_id = node_id
@@ -118,6 +122,8 @@ class TcpclSession:
         self._rx = bytearray()
         self._rx_refused: int | None = None
         self._pending: deque[bytes] = deque()
+        self.defer_ack = defer_ack
+        self._unacked: dict[int, tuple[int, int]] = {}
         if active:
             self._send_header()
 
@@ -176,6 +182,12 @@ class TcpclSession:
             self._out += head + struct.pack(">Q", len(chunk)) + chunk
             pos += len(chunk)
             first = False
+
+    def acknowledge(self, transfer_id: int) -> None:
+        """Send the held final XFER_ACK of a received transfer (``defer_ack``)."""
+        held = self._unacked.pop(transfer_id, None)
+        if held is not None and self.state == "established":
+            self._out += struct.pack(">BBQQ", XFER_ACK, held[0], transfer_id, held[1])
 
     def keepalive_due(self) -> None:
         if self.state == "established":
@@ -344,7 +356,10 @@ class TcpclSession:
             self._rx_refused = tid
             self._rx = bytearray()
             return True
-        self._out += struct.pack(">BBQQ", XFER_ACK, flags, tid, len(self._rx))
+        if flags & FLAG_END and self.defer_ack:
+            self._unacked[tid] = (flags, len(self._rx))
+        else:
+            self._out += struct.pack(">BBQQ", XFER_ACK, flags, tid, len(self._rx))
         if flags & FLAG_END:
             data = bytes(self._rx)
             self._rx = bytearray()

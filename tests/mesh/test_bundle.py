@@ -359,3 +359,15 @@ def test_fuzz_drops_were_counted() -> None:
         "fragment",
         "overlap",
     }
+
+
+@pytest.mark.parametrize("block", [0, 1])
+def test_non_integer_crc_type_is_a_protocol_error(block: int) -> None:
+    """Found by the fuzzer: a CRC type that is an array (unhashable) must not crash."""
+    b = new_bundle("dtn://a/", "dtn://b/", b"x", now=1000)
+    items = [b.primary.to_cbor()] + [blk.to_cbor() for blk in b.blocks]
+    items[block] = list(items[block])
+    items[block][2 if block == 0 else 3] = [1]
+    raw = b"\x9f" + b"".join(cbor2.dumps(i) for i in items) + b"\xff"
+    with pytest.raises(ProtocolError):
+        decode_bundle(raw)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from fogctl.mesh.bundle import new_bundle
-from fogctl.mesh.store import BundleStore
+from fogctl.mesh.store import INLINE_MAX, BundleStore
 from fogctl.state import State
 
 
@@ -46,8 +46,9 @@ def test_bundles_persist_across_reopen(fog_home: Path) -> None:
 
 def test_expired_are_purged_and_not_reaccepted(fog_home: Path) -> None:
     s = BundleStore(State(fog_home))
-    short = new_bundle("dtn://a/", "dtn://b/", b"x", now=1000, lifetime_ms=100, sequence=1)
-    long = new_bundle("dtn://a/", "dtn://b/", b"y", now=1000, lifetime_ms=10_000, sequence=2)
+    big = INLINE_MAX + 1  # stored as blob files, not inline
+    short = new_bundle("dtn://a/", "dtn://b/", b"x" * big, now=1000, lifetime_ms=100, sequence=1)
+    long = new_bundle("dtn://a/", "dtn://b/", b"y" * big, now=1000, lifetime_ms=10_000, sequence=2)
     s.add(short, now=1000)
     s.add(long, now=1000)
     assert s.purge_expired(1100) == [short.id]
@@ -92,13 +93,14 @@ WRITER = r"""
 import sys
 from pathlib import Path
 from fogctl.mesh.bundle import new_bundle
-from fogctl.mesh.store import BundleStore
+from fogctl.mesh.store import INLINE_MAX, BundleStore
 from fogctl.state import State
 s = BundleStore(State(Path(sys.argv[1])))
 i = 0
 while True:
     i += 1
-    data = bytes(2000) + i.to_bytes(4, "big")
+    # odd bundles inline in their row, even ones in blob files
+    data = bytes(2000 if i % 2 else 140_000) + i.to_bytes(4, "big")
     s.add(new_bundle("dtn://a/", "dtn://b/", data, now=1000, sequence=i), now=1000)
     if i == 5:
         print("ready", flush=True)
@@ -122,7 +124,43 @@ def test_sigkill_mid_write_loses_nothing_committed(fog_home: Path) -> None:
     assert len(ids) >= 20
     for bid in ids:
         assert s.get(bid).id == bid  # every committed row has intact bytes
-    orphans_before = len(list(s.state.blobs)) - len(ids)
+    files = sum(len(s.raw(bid)) > INLINE_MAX for bid in ids)
+    assert 0 < files < len(ids)
+    orphans_before = len(list(s.state.blobs)) - files
     assert orphans_before in (0, 1)
     assert s.gc() == orphans_before
-    assert len(list(s.state.blobs)) == len(ids)
+    assert len(list(s.state.blobs)) == files
+
+
+def test_batch_is_one_transaction_with_savepoints(fog_home: Path) -> None:
+    """Group commit: a batch commits everything at once; a failing operation inside
+    undoes only itself; an exception escaping the batch commits nothing."""
+    import pytest
+
+    s = BundleStore(State(fog_home))
+    other = State(fog_home)  # a second connection sees only committed rows
+    a, b, c = mk(1), mk(2), mk(3)
+    with s.batch():
+        assert s.add(a, now=1000).stored
+        with pytest.raises(RuntimeError), s.tx() as conn:
+            conn.execute("INSERT INTO mesh_kv(key, value) VALUES ('x', x'00')")
+            raise RuntimeError("this savepoint only")
+        assert s.add(b, now=1000).stored
+        assert other.db.query("SELECT COUNT(*) FROM mesh_bundles")[0][0] == 0
+    assert sorted(BundleStore(other).ids()) == sorted([a.id, b.id])
+    assert s.kv_get("x") is None
+    with pytest.raises(RuntimeError), s.batch():
+        assert s.add(c, now=1000).stored
+        raise RuntimeError("crash before commit")
+    assert not s.has(c.id)
+
+
+def test_removing_inside_a_batch_unlinks_blob_files_after_the_commit(fog_home: Path) -> None:
+    s = BundleStore(State(fog_home))
+    big = new_bundle("dtn://a/", "dtn://b/", bytes(INLINE_MAX + 10), now=1000, sequence=9)
+    s.add(big, now=1000)
+    assert len(list(s.state.blobs)) == 1
+    with s.batch():
+        s.remove(big.id, now=1000)
+        assert len(list(s.state.blobs)) == 1  # not yet: the delete is not committed
+    assert list(s.state.blobs) == []

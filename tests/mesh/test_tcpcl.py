@@ -123,3 +123,20 @@ def test_sess_init_wire_layout() -> None:
     assert init[0] == 7
     assert struct.unpack(">HQQH", init[1:21]) == (7, 1000, 5000, 8)
     assert init[21:29] == b"dtn://a/" and init[29:33] == b"\0\0\0\0"
+
+
+def test_deferred_final_ack_waits_for_acknowledge() -> None:
+    """With defer_ack the last segment's XFER_ACK (the one that lets the sender drop
+    its copy) is sent only once the receiver says the bundle is durable."""
+    a = TcpclSession("dtn://a/", active=True)
+    b = TcpclSession("dtn://b/", active=False, segment_mru=100, defer_ack=True)
+    tid = a.send_bundle(b"y" * 150)
+    ea, eb = pump(a, b)
+    assert BundleReceived(b"y" * 150, tid) in eb
+    acks = [e for e in ea if isinstance(e, TransferAcked)]
+    assert [x.length for x in acks] == [100]  # only the intermediate segment
+    b.acknowledge(tid)
+    ea, _ = pump(a, b)
+    assert [e for e in ea if isinstance(e, TransferAcked)] == [TransferAcked(tid, 150)]
+    b.acknowledge(tid)  # once only
+    assert b.data_to_send() == b""
