@@ -42,6 +42,8 @@ __all__ = [
     "ct_equal",
     "hkdf_sha256",
     "hmac_sha256",
+    "lioness_decrypt",
+    "lioness_encrypt",
     "scalar_from_bytes",
     "x25519",
     "x25519_base",
@@ -51,10 +53,9 @@ __all__ = [
 
 #: Order of the prime-order subgroup of Curve25519 / edwards25519.
 L = 2**252 + 27742317777372353535851937790883648493
-_INV8 = pow(8, -1, L)
 _TOP = 2**254
 _ZERO_NONCE = bytes(12)
-_M_LIMIT = 2**251
+_K_LIMIT = 2**255
 _SHA256 = hashes.SHA256()
 #: u = 9, the X25519 base point (generates the subgroup of order L).
 BASEPOINT = (9).to_bytes(32, "little")
@@ -98,10 +99,16 @@ def scalar_from_bytes(data: bytes) -> int:
 
 
 def _clamped_representative(e: int) -> bytes:
-    for target in (e % L, (-e) % L):
-        m = ((target - _TOP) * _INV8) % L
-        if m < _M_LIMIT:
-            return (_TOP + 8 * m).to_bytes(32, "little")
+    """The clamped integer ``k = 2^254 + 8m`` (``m < 2^251``) with ``k = +-e (mod L)``.
+
+    ``8m = r + jL`` where ``r = (target - 2^254) mod L`` and ``j`` in 0..7 makes it a
+    multiple of 8 (``L = 5 mod 8``, so ``j = -5r mod 8``): no modular inverse needed.
+    """
+    for target in (e, L - e):
+        r = (target - _TOP) % L
+        k = _TOP + r + ((-5 * r) & 7) * L
+        if k < _K_LIMIT:  # 8m < 2^254: bit 254 set, bit 255 clear, low bits zero
+            return k.to_bytes(32, "little")
     # Both fail with probability about 2^-125.
     raise CryptoFailure("scalar has no clamped representative")
 
@@ -207,6 +214,30 @@ def _s(key: int, data: bytes) -> bytes:
     return ChaCha20Poly1305(key.to_bytes(32, "little")).encrypt(_ZERO_NONCE, data, None)[
         : len(data)
     ]
+
+
+def lioness_encrypt(key: bytes, block: bytes) -> bytes:
+    """:meth:`Lioness.encrypt` without making an object (the per-packet hot path)."""
+    if len(key) != 128 or len(block) <= 32:
+        raise ValueError("LIONESS needs a 128-byte key and a block longer than 32 bytes")
+    left = int.from_bytes(block[:32], "little")
+    right = _s(left ^ int.from_bytes(key[:32], "little"), block[32:])
+    left ^= _h(key[32:64], right)
+    right = _s(left ^ int.from_bytes(key[64:96], "little"), right)
+    left ^= _h(key[96:], right)
+    return left.to_bytes(32, "little") + right
+
+
+def lioness_decrypt(key: bytes, block: bytes) -> bytes:
+    """:meth:`Lioness.decrypt` without making an object (the per-packet hot path)."""
+    if len(key) != 128 or len(block) <= 32:
+        raise ValueError("LIONESS needs a 128-byte key and a block longer than 32 bytes")
+    right = block[32:]
+    left = int.from_bytes(block[:32], "little") ^ _h(key[96:], right)
+    right = _s(left ^ int.from_bytes(key[64:96], "little"), right)
+    left ^= _h(key[32:64], right)
+    right = _s(left ^ int.from_bytes(key[:32], "little"), right)
+    return left.to_bytes(32, "little") + right
 
 
 class Lioness:

@@ -94,7 +94,11 @@ class MixStatsRecord(Record):
 
 @record("mix_bench")
 class MixBenchRecord(Record):
-    """A figure from ``fogctl mix bench`` beside its same-run reference."""
+    """A figure from ``fogctl mix bench`` beside its same-run reference.
+
+    ``value`` and ``reference_value`` are medians over alternating rounds; ``ratio``
+    is the median of the per-round ratios, ``best_ratio`` the ratio of the best rounds.
+    """
 
     name: str
     value: float
@@ -102,6 +106,7 @@ class MixBenchRecord(Record):
     reference: str
     reference_value: float
     ratio: float
+    best_ratio: float | None = None
 
 
 @record("mix_anonymity")

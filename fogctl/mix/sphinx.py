@@ -48,6 +48,8 @@ from fogctl.mix.primitives import (
     ct_equal,
     hkdf_sha256,
     hmac_sha256,
+    lioness_decrypt,
+    lioness_encrypt,
     scalar_from_bytes,
     x25519,
     x25519_base_mul,
@@ -102,6 +104,7 @@ _SALT = b"fogctl-sphinx-v1"
 _STREAM = BETA_SIZE + HOP_SIZE
 _HOP = struct.Struct(">B3xI20s16s4x")
 _PAD = bytes(HOP_SIZE)
+_GAMMA = ALPHA_SIZE + BETA_SIZE
 assert _HOP.size == HOP_SIZE
 
 
@@ -252,7 +255,7 @@ def create_forward(
     header, keys = _header(hops, address, identifier, rng)
     delta = _pad_body(body)
     for k in reversed(keys):
-        delta = Lioness(k.payload).encrypt(delta)
+        delta = lioness_encrypt(k.payload, delta)
     return header + delta
 
 
@@ -302,30 +305,31 @@ def process(
 
     ``seen(tag)`` records a replay tag and says whether it was already there; it is
     called only after the MAC verifies. Raises a :class:`MixProtocolError` subclass
-    for any packet that must be dropped.
+    for any packet that must be dropped. (The key schedule of :func:`_derive`, inlined:
+    this is the per-hop hot path.)
     """
     if len(packet) != PACKET_SIZE:
         raise MalformedPacket(f"packet is {len(packet)} bytes, not {PACKET_SIZE}")
     alpha = packet[:ALPHA_SIZE]
-    beta = packet[ALPHA_SIZE : ALPHA_SIZE + BETA_SIZE]
-    gamma = packet[ALPHA_SIZE + BETA_SIZE : HEADER_SIZE]
     try:
-        keys = _derive(x25519(private_key, alpha))
+        k = hkdf_sha256(x25519(private_key, alpha), 256, salt=_SALT, info=b"hop")
     except CryptoFailure:
         raise MalformedPacket("alpha is a low-order point") from None
-    if not ct_equal(_mac(keys.mac, beta), gamma):
+    beta = packet[ALPHA_SIZE:_GAMMA]
+    if not ct_equal(hmac_sha256(k[16:48], beta)[:MAC_SIZE], packet[_GAMMA:HEADER_SIZE]):
         raise MacMismatch("header MAC does not verify")
-    if seen is not None and seen(keys.tag):
+    tag = k[240:256]
+    if seen is not None and seen(tag):
         raise ReplayedPacket("packet was seen before")
-    b = aes128_ctr_xor(keys.routing, beta + _PAD)  # (beta || 0^HOP_SIZE) XOR the stream
+    b = aes128_ctr_xor(k[:16], beta + _PAD)  # (beta || 0^HOP_SIZE) XOR the stream
     flag, delay, address, tail = _HOP.unpack_from(b)
-    delta = Lioness(keys.payload).decrypt(packet[HEADER_SIZE:])
+    delta = lioness_decrypt(k[48:176], packet[HEADER_SIZE:])
     if flag == FLAG_RELAY:
         try:
-            alpha2 = x25519_mul(keys.blind, alpha)
+            alpha2 = x25519_mul(int.from_bytes(k[176:240], "little") % L, alpha)
         except CryptoFailure:
             raise MalformedPacket("cannot blind alpha") from None
-        return Relay(address, delay, b"".join((alpha2, b[HOP_SIZE:], tail, delta)), keys.tag)
+        return Relay(address, delay, b"".join((alpha2, b[HOP_SIZE:], tail, delta)), tag)
     if flag == FLAG_FINAL:
-        return Final(address, tail, delay, delta, keys.tag)
+        return Final(address, tail, delay, delta, tag)
     raise MalformedPacket(f"unknown routing flag {flag}")
