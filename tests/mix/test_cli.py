@@ -139,7 +139,9 @@ def test_anonymity_is_reported_honestly(cli: Any) -> None:
 def test_bench_prints_figures_beside_the_floor(cli: Any) -> None:
     recs = cli("mix", "bench", "--repeat", "3", "--json").records()
     assert {r["name"] for r in recs} == {"per_hop_processing", "create_5_hop_packet"}
-    assert all(r["ratio"] > 1 and r["reference_value"] > 0 for r in recs)
+    for r in recs:  # the floor is part of the work: far below it is impossible
+        assert r["reference_value"] > 0 and r["value"] > 0.5 * r["reference_value"]
+        assert r["ratio"] > 0.5 and r["best_ratio"] > 0.5
 
 
 def test_client_daemons_keep_cover_running_and_carry_send_recv_reply(
