@@ -168,7 +168,7 @@ def test_output_is_not_duplicated_across_sigterm_resumes(tmp_path: Path) -> None
     """A module printing one line per step, stopped at arbitrary points by SIGTERM (the
     signal a dying parent sends: a snapshot then) or SIGKILL (no snapshot: the output
     after the last periodic one is cut on resume) and resumed, prints exactly N lines."""
-    n = 150_000
+    n = 100_000
     (tmp_path / "lines.wat").write_text(LINES.replace("N", str(n)))
     spec = parse_spec({"metadata": {"name": "lines"}, "wasm": str(tmp_path / "lines.wat")})
     ex = WasmExecutor(isolation="process", snapshots=True, snapshot_interval=0.02)

@@ -952,6 +952,7 @@ class WasmExecutor(Executor):
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=log,
+                    env=_child_env(),
                     start_new_session=True,
                     close_fds=True,
                 )
@@ -1029,9 +1030,10 @@ class WasmExecutor(Executor):
 
     def stop(self, handle: Handle, signal: str = "SIGTERM", grace: float = 10.0) -> None:
         """Ask the module to stop. A snapshot run is interrupted at once and saves its
-        snapshot (``grace`` bounds that); another sees the stop file, then after
-        ``grace`` seconds the epoch interruption; a child process still there 5 s
-        later is killed."""
+        snapshot; a child process still there after ``grace`` seconds is killed (the
+        attempt then resumes from the last periodic snapshot). Another run sees the
+        stop file, then after ``grace`` seconds the epoch interruption; a child process
+        still there 5 s later is killed."""
         try:
             run = self._get(handle)
         except KeyError:
@@ -1049,7 +1051,9 @@ class WasmExecutor(Executor):
         if run.snapshotting is False and grace > 0 and run.done.wait(grace):
             return
         self._interrupt(run)
-        bound = grace + 5.0 if run.snapshotting is not False else 5.0
+        # a snapshot takes milliseconds: the grace period bounds it; a trap after the
+        # grace already spent is prompt unless the module sits in a host call
+        bound = max(grace, 0.5) if run.snapshotting is not False else 5.0
         if run.done.wait(bound):
             return
         if run.proc is not None:
@@ -1101,6 +1105,20 @@ class WasmExecutor(Executor):
             cpu = _cpu_seconds_of(pid)
         method = run.cap.method if run.cap is not None else "none"
         return RunStats(pid, cpu, method, run.snapshotting, run.snapshots)
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with the directory this fogctl is imported from first on
+    PYTHONPATH, so the child imports the same fogctl (also from a bare checkout)."""
+    import fogctl
+
+    root = str(Path(fogctl.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    if Path(root).name in ("site-packages", "dist-packages"):
+        return env  # installed: found as it was here (never put it before the stdlib)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([root, *(p for p in paths if p != root)])
+    return env
 
 
 def _first_line(text: str) -> str:
