@@ -233,6 +233,10 @@ def test_a_snapshot_of_another_module_is_refused(tmp_path: Path) -> None:
     h = ex.start(_launch(tmp_path, spec, 1))
     end = ex.wait(h, timeout=10)
     assert end is not None and end.reason == "error" and "another module" in end.detail
+    # set aside: a retry starts afresh instead of failing on it again
+    assert not snap.exists() and snap.with_name("snapshot.bin.bad").exists()
+    h = ex.start(_launch(tmp_path, spec, 2))
+    assert ex.wait(h, timeout=10).ok and ex.returned(h) == [expected_sum(0, 10)]  # type: ignore[union-attr]
 
 
 def test_process_isolation_caps_cpu_and_memory(tmp_path: Path) -> None:

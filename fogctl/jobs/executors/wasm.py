@@ -657,6 +657,11 @@ def _execute(
             try:
                 s.restore()
             except (ValueError, wasmtime.WasmtimeError) as exc:
+                # kept aside for a look, out of the way of a retry (which starts afresh)
+                assert job.checkpoint_dir is not None
+                bad = snapshot_file(job.checkpoint_dir)
+                with contextlib.suppress(OSError):
+                    bad.replace(bad.with_name(bad.name + ".bad"))
                 msg = f"cannot resume from the snapshot: {_first_line(str(exc))}"
                 return _Result(Exit("error", None, msg, time.time()))
         exports = s.exports
