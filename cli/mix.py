@@ -13,9 +13,23 @@ MIX_HELP = """A Sphinx mixnet: run mix nodes and providers, send and receive ano
 Topology (Loopix, stratified): client -> its provider -> one mix from each of layers
 1..n -> the recipient's provider, where the recipient pulls its messages. Nodes publish
 signed descriptors (id, layer, X25519 key, address, epoch, operator, region, expiry;
-Ed25519 by a per-mix key under keys/ or the node identity); clients refuse unsigned,
-rebound or expired ones and pick one node per layer, keeping operators and regions
+Ed25519 by a per-mix key under keys/ or the node identity) to directory nodes, and
+into the DHT when a DHT node serves from the same state dir (fogctl dht serve): under
+the keys fogctl:mix/descriptors/0..f, one bundle per publishing node. Clients fetch
+from a node (--from) or the DHT, and refuse unsigned, rebound or expired descriptors
+from either source alike; they pick one node per layer, keeping operators and regions
 distinct when the directory allows (route says when it cannot).
+
+Entry: a provider takes packets only from clients registered with it (REGISTER proves
+the client's X25519 key; every SUBMIT carries an HMAC under the client-provider
+shared secret; serve --clients limits registration to an allow-list), and UDP
+packets only from the addresses of nodes in its directory; each refusal is counted
+(fogctl mix stats). Clients register automatically.
+
+Transport: mix-to-mix packets are UDP datagrams, one 2,432-byte packet each, which
+IP fragments in two on a 1,500-byte MTU path (losing either fragment loses the
+packet); loss is handled end to end by acks and resends over other paths, and
+measured by loop cover. Clients use TCP to their provider.
 
 Packets: Sphinx, every packet 2,432 bytes on the wire: a 384-byte header (alpha 32,
 routing information 7 x 48, MAC 16) and a 2,048-byte payload; at most 7 Sphinx hops
@@ -45,16 +59,16 @@ ECVRF-EDWARDS25519-SHA512-TAI (RFC 9381) so that they are verifiable.
 Anonymity: with little traffic a message hides among few senders; fogctl mix anonymity
 estimates the sender entropy for a load instead of promising any.
 
-Measured (tests/bench/bench_mix.py, idle 16-core Xeon VM, two runs, each figure beside
-its same-run reference): per-hop processing 126 us against 87 us for its two X25519
-operations (1.45x); a 5-hop packet is created in 448 us (6 X25519: 259 us); against
-the sphinxmix package, creation is 3.4x faster than its Curve25519 mode and 2.2x
-faster than its P-224 mode, per-hop processing 1.2x and 1.5x faster; a mix and a
-provider sharing one core relay 2,500-2,900 packets/s over loopback UDP (their
-Sphinx work alone would allow 3,950); measured hold times pass a Kolmogorov-Smirnov
-test against the configured exponential (p = 0.18, 0.25); a client's
-inter-departure times with and without real messages are indistinguishable
-(two-sample KS p = 1.0).
+Measured (tests/bench/bench_mix.py on a shared 2-core AMD EPYC VM, load average
+about 2.5, each figure beside its same-run reference, medians): per-hop processing
+90 us against 61 us for its two X25519 operations (1.45-1.48x; the primitive calls
+alone are 1.39-1.42x); a 5-hop packet is created in 320-345 us (one fixed-base and
+five X25519: 172 us); against the sphinxmix package, creation is 2.9-3.1x faster
+than its P-224 mode and 3.8x faster than its Curve25519 mode, per-hop processing
+2.0x and 1.35x faster; a mix and a provider sharing one core relay 2,700-2,900
+packets/s over loopback UDP; measured hold times pass a Kolmogorov-Smirnov test
+against the configured exponential; a client's inter-departure times with and
+without real messages are indistinguishable (two-sample KS p = 1.0).
 """
 
 app = typer.Typer(help=MIX_HELP, no_args_is_help=True)
@@ -584,6 +598,7 @@ def directory_publish(
     if rep.dht_keys:
         output.notice(
             f"published {len(rep.descriptors)} descriptor(s) in the DHT "
-            f"({rep.dht_keys} key(s), each on at least {rep.dht_stored_on} node(s))"
+            f"({rep.dht_keys} key(s), each stored on at least {rep.dht_stored_on} peer(s)"
+            + (": no DHT peer holds them yet)" if not rep.dht_stored_on else ")")
         )
     output.emit(rep.descriptors)
