@@ -107,7 +107,7 @@ def run_cycle(
     if not lock.acquire():
         return CycleRecord("locked", False, ("another harvest cycle holds the lock",))
     with lock:
-        from fogctl.jobs.executors.wasm import clean_cgroups
+        from fogctl.harvest.tasks import clean_cgroups
 
         clean_cgroups()
         # a cycle killed mid-task (SIGKILL, OOM) left its task leased: it is ours now

@@ -27,7 +27,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fogctl.errors import FogError, InvalidInput, ServiceUnavailable
 from fogctl.harvest import queue
@@ -36,10 +36,11 @@ from fogctl.harvest.records import TaskRecord
 if TYPE_CHECKING:
     from fogctl.harvest.cycle import Supervisor, TaskOutcome
     from fogctl.jobs.executors import Executor
+    from fogctl.jobs.executors.wasm import WasmExecutor
     from fogctl.jobs.spec import JobSpec
     from fogctl.state import State
 
-__all__ = ["MAX_LOST_ATTEMPTS", "run_task", "task_dir"]
+__all__ = ["MAX_LOST_ATTEMPTS", "clean_cgroups", "run_task", "task_dir"]
 
 #: A task whose runner vanished (killed from outside) this many times is failed.
 MAX_LOST_ATTEMPTS = 10
@@ -105,6 +106,18 @@ def _docker_job(task: TaskRecord, spec: dict[str, Any]) -> JobSpec:
             if spec.get(key):
                 raw[key] = spec[key]
     return parse_spec(raw, where=f"harvest task {task.id}")
+
+
+def _wasm_executor() -> WasmExecutor:
+    """The jobs WASM executor (for its snapshot helpers), through the plugin loader."""
+    from fogctl.jobs.executors import get_executor
+
+    return cast("WasmExecutor", get_executor("wasm"))
+
+
+def clean_cgroups() -> None:
+    """Empty CPU cgroups of WASM processes that died with a crashed cycle go."""
+    _wasm_executor().clean_cgroups()
 
 
 def _executor(sup: Supervisor, kind: str) -> Executor:
@@ -198,9 +211,7 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
     if kind == "docker":  # the container runs as nobody (65534): its mounts must be writable
         os.chmod(work, 0o777)
         os.chmod(ckdir, 0o777)
-    from fogctl.jobs.executors.wasm import output_file, read_snapshot_header, snapshot_file
-
-    snap = snapshot_file(ckdir)
+    snap = _wasm_executor().snapshot_file(ckdir)
     if kind == "wasm" and task.checkpoint and not snap.exists():
         snap.parent.mkdir(parents=True, exist_ok=True)  # the task dir was lost: use the blob
         shutil.copyfile(state.blobs.path(task.checkpoint), snap)
@@ -274,14 +285,15 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
     cpu_s = own_cpu()
     values = ex.returned(handle) if hasattr(ex, "returned") else None
     st_final = stats(handle) if stats is not None else None
-    if st_final is not None and st_final.snapshotting and output_file(ckdir).exists():
-        output = output_file(ckdir).read_bytes()  # every attempt's output, exactly once
+    every = _wasm_executor().output_file(ckdir)
+    if st_final is not None and st_final.snapshotting and every.exists():
+        output = every.read_bytes()  # every attempt's output, exactly once
     else:
         output = b"".join(ex.logs(handle))
     ex.remove(handle)
     energy = sup.model.task_energy_j(cpu_s)
     if kind == "wasm":
-        header = read_snapshot_header(snap)
+        header = _wasm_executor().snapshot_header(ckdir)
         progress: dict[str, Any] = (
             {"checkpoints": header.get("checkpoints", 0), "globals": header.get("globals", {})}
             if header

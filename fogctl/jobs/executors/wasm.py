@@ -1093,6 +1093,26 @@ class WasmExecutor(Executor):
 
     # -- what callers may ask of a run besides its Exit --------------------------------
 
+    @staticmethod
+    def snapshot_file(checkpoint_dir: Path) -> Path:
+        """Where runs with this checkpoint dir keep their snapshot."""
+        return snapshot_file(checkpoint_dir)
+
+    @staticmethod
+    def snapshot_header(checkpoint_dir: Path) -> dict[str, Any] | None:
+        """The header of the snapshot kept there (globals, checkpoints, output_len)."""
+        return read_snapshot_header(snapshot_file(checkpoint_dir))
+
+    @staticmethod
+    def output_file(checkpoint_dir: Path) -> Path:
+        """Every attempt's output, exactly once (snapshot runs)."""
+        return output_file(checkpoint_dir)
+
+    @staticmethod
+    def clean_cgroups() -> None:
+        """Remove empty CPU cgroups left by a process that crashed."""
+        clean_cgroups()
+
     def returned(self, handle: Handle) -> list[Any] | None:
         """What the entry returned (``run``'s results; ``[]`` for ``_start``), once it
         completed; ``None`` before that or when it did not complete."""
