@@ -626,7 +626,10 @@ class NodeService:
         counters = self.core.counters
         if self.core.role != "provider":
             raise Refused("not a provider")
-        if body[:32] not in self.clients or len(body) < AUTH_SIZE:
+        if len(body) < AUTH_SIZE:
+            counters["submit_bad_auth"] += 1
+            raise Refused("SUBMIT authentication failed: the body is too short")
+        if body[:32] not in self.clients:
             counters["submit_unregistered"] += 1
             raise Refused("not a registered client of this provider: REGISTER first")
         if self._authenticate(body, now, _SUBMIT, body[AUTH_SIZE:]) is None:

@@ -110,3 +110,30 @@ def test_pull_answers_are_fixed_size_sealed_batches() -> None:
         svc._pull(forged, 100.0)
     with pytest.raises(Refused):
         svc._pull(pull_request(secret, pub, bytes.fromhex(PROV.public_key), 100.0), 1000.0)
+
+
+@SETTINGS
+@given(st.binary(max_size=3000))
+def test_submit_and_register_bodies_from_a_registered_key(rest: bytes) -> None:
+    from fogctl.errors import Refused
+    from fogctl.mix.net import OP_REGISTER, OP_SUBMIT
+    from fogctl.mix.primitives import x25519_base
+
+    core = MixNode(bytes.fromhex(PROV.id), key_source(NET.secrets[PROV.id]), layer=0)
+    svc = NodeService(core, DirectoryStore(), live_keys=lambda t: [NET.secrets[PROV.id]])
+    pub = x25519_base(os.urandom(32))
+    svc.clients.add(pub)
+    for op in (OP_SUBMIT, OP_REGISTER):
+        with pytest.raises(Refused, match="authentication failed"):
+            svc._handle(op, pub + rest)  # any time, tag or packet: refused, never a crash
+    assert core.counters["submit_bad_auth"] == 1 and core.counters["register_refused"] == 1
+    assert core.counters["received"] == 0
+
+
+@SETTINGS
+@given(st.binary(max_size=5000))
+def test_dht_descriptor_bundles(data: bytes) -> None:
+    from fogctl.mix import dhtdir
+
+    for d in dhtdir.parse(data):  # what parses is a descriptor, verified later
+        assert d.kind == "mix_descriptor"
