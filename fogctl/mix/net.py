@@ -88,19 +88,30 @@ PULL_BATCH = 8
 PULL_ANSWER_SIZE = 12 + 1 + PULL_BATCH * _SLOT + 16
 
 
+_RESOLVED: dict[str, tuple[float, set[str]]] = {}
+RESOLVE_TTL = 300.0
+
+
 def _addresses_of(host: str) -> set[str]:
-    """The IP addresses a directory host stands for (a literal, or what it resolves to)."""
+    """The IP addresses a directory host stands for (a literal, or what it resolves to;
+    names are resolved at most every :data:`RESOLVE_TTL` seconds)."""
     import ipaddress
 
     try:
         return {str(ipaddress.ip_address(host))}
     except ValueError:
         pass
+    now = time.monotonic()
+    hit = _RESOLVED.get(host)
+    if hit is not None and now - hit[0] < RESOLVE_TTL:
+        return hit[1]
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        found = {str(info[4][0]) for info in infos}
     except OSError:
-        return set()
-    return {str(info[4][0]) for info in infos}
+        found = set()
+    _RESOLVED[host] = (now, found)
+    return found
 
 
 def split_hostport(text: str) -> tuple[str, int]:

@@ -133,3 +133,12 @@ def test_serve_refuses_a_bad_allow_list(cli: Any, tmp_path: Path) -> None:
     bad.write_text("not a key\n")
     res = cli("mix", "serve", "--provider", "--port", "0", "--clients", str(bad))
     assert res.code == 2 and "clients.txt:1" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_directory_hosts_stand_for_their_addresses() -> None:
+    from fogctl.mix.net import _addresses_of
+
+    assert _addresses_of("127.0.0.1") == {"127.0.0.1"}
+    assert _addresses_of("::1") == {"::1"}
+    assert _addresses_of("localhost") & {"127.0.0.1", "::1"}
+    assert _addresses_of("name.invalid") == set()  # unresolvable: nobody is let in by it
