@@ -487,9 +487,9 @@ def fetch_descriptors(
     """Fetch descriptors from a node (``source``) and/or the DHT; keep the verified ones.
 
     ``dht``: None = from the DHT when no ``source`` is named, ``bootstrap`` is, or a
-    local DHT node serves; True = always (a brief join when none serves); False = never. Descriptors
-    from the DHT pass the same check as a node's (signed, bound to their id,
-    unexpired); the others are refused, named in the report, and never kept.
+    local DHT node serves; True = always (a brief join when none serves); False =
+    never. Descriptors from the DHT pass the same check as a node's (signed, bound to
+    their id, unexpired); the others are refused, named in the report, never kept.
     """
     from fogctl.mix.directory import load_directory
     from fogctl.mix.net import DirectoryStore, fetch_directory, split_hostport
@@ -498,10 +498,6 @@ def fetch_descriptors(
     if source is None and not use_dht:
         raise InvalidInput("nothing to fetch from: give --from HOST:PORT or leave out --no-dht")
     addr = split_hostport(source) if source is not None else None
-    now = time.time()
-    store = DirectoryStore(_directory_path(state))
-    if store.path is not None and store.path.exists():
-        store.add_many(load_directory(store.path), now)
     fetched: list[MixDescriptor] = []
     from_node = from_dht = 0
     if addr is not None:
@@ -511,9 +507,14 @@ def fetch_descriptors(
     if use_dht:
         from fogctl.mix import dhtdir
 
-        got = dhtdir.fetch(state, bootstrap=list(bootstrap) or None)
+        with _dht_hint():
+            got = dhtdir.fetch(state, bootstrap=list(bootstrap) or None)
         from_dht = len(got)
         fetched += got
+    now = time.time()  # the state dir is touched only once something was fetched
+    store = DirectoryStore(_directory_path(state))
+    if store.path is not None and store.path.exists():
+        store.add_many(load_directory(store.path), now)
     refused: dict[tuple[str, str], None] = {}
     for d in fetched:
         try:
@@ -534,6 +535,22 @@ def directory_fetch(
 ) -> list[MixDescriptor]:
     """Fetch descriptors (see :func:`fetch_descriptors`); the verified ones known now."""
     return fetch_descriptors(state, source, dht=dht, bootstrap=bootstrap).descriptors
+
+
+@contextlib.contextmanager
+def _dht_hint() -> Iterator[None]:
+    """Name the mix options in the DHT's 'no peer' error."""
+    from fogctl.errors import ServiceUnavailable
+
+    try:
+        yield
+    except ServiceUnavailable as exc:
+        if "no DHT peer answered" not in exc.message:
+            raise
+        raise ServiceUnavailable(
+            "no DHT peer answered: pass --dht-bootstrap HOST:PORT, set dht.bootstrap or run "
+            "'fogctl dht serve'; or use a mix node: --from/--to HOST:PORT --no-dht"
+        ) from None
 
 
 def _use_dht(
@@ -594,7 +611,8 @@ def directory_publish(
     if use_dht:
         from fogctl.mix import dhtdir
 
-        stored = dhtdir.publish(state, descriptors, now, bootstrap=list(bootstrap) or None)
+        with _dht_hint():
+            stored = dhtdir.publish(state, descriptors, now, bootstrap=list(bootstrap) or None)
         keys = len(stored)
         stored_on = min((s.stored_on for s in stored), default=0)
     return PublishReport(list(descriptors), addr is not None, keys, stored_on)
