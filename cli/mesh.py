@@ -21,20 +21,39 @@ are fragmented and reassembled at the destination; overlapping fragments must ag
 Malformed CBOR, wrong CRCs, absurd lengths, conflicting fragments, expired bundles and
 bundles past their hop limit are dropped and counted, never fatal.
 
-Store: bundles live in the state directory (database plus content-addressed blobs):
-the bytes are durable before the row that names them is committed, so a crash loses
-nothing committed; expired bundles are purged. Quota (mesh.store_quota, bytes,
-default 256 MiB; the inbox does not count). Drop policy when full: expired bundles
-first, then relayed bundles that expire soonest; a relayed bundle never displaces one
-this node sent, nor one that outlives it (it is refused instead, status reason 4);
-a bundle this node sends may displace relayed ones.
+Store: bundles live in the state directory (database plus content-addressed blobs).
+A bundle up to 128 KiB is stored in its database row; a larger one in a blob file
+written and fsynced before the row that names it is committed; a crash loses nothing
+committed. Group commit: every bundle (and acknowledgement) that arrives in one
+socket read is stored in one transaction, and TCPCL's final XFER_ACK, which lets the
+sender drop its copy, is sent only after that transaction has committed. Expired
+bundles are purged. Quota (mesh.store_quota, bytes, default 256 MiB; the inbox does
+not count). Drop policy when full: expired bundles first, then relayed bundles that
+expire soonest; a relayed bundle never displaces one this node sent, nor one that
+outlives it (it is refused instead, status reason 4); a bundle this node sends may
+displace relayed ones.
 
-Convergence layers: TCPCLv4 (RFC 9174, without TLS: payloads are end-to-end
-encrypted), MTCP (bundles as CBOR byte strings, as dtn7 and uD3TN speak it) and UDP
-(one bundle per datagram). Neighbours are dialled from --peer or mesh.peers, or found
-by mDNS (--mdns, service _dtn-tcpcl._tcp). Other transports are plugins
-(fogctl.transports entry points, serve --transport NAME); BLE is the optional
-plugins/ble distribution on bleak, untested where no radio exists.
+Convergence layers: TCPCLv4 (RFC 9174), MTCP (bundles as CBOR byte strings, as
+dtn7 and uD3TN speak it) and UDP (one bundle per datagram). Neighbours are dialled
+from --peer or mesh.peers, or found by mDNS (--mdns, service _dtn-tcpcl._tcp). Other
+transports are plugins (fogctl.transports entry points, serve --transport NAME); BLE
+is the optional plugins/ble distribution on bleak, untested where no radio exists.
+
+TCPCL TLS (serve --tls, mesh.tls: on by default, require, off): the contact header
+offers CAN_TLS; when both sides do, TLS 1.3 starts right after the headers (the
+dialling node is the TLS client) and the session runs inside it. Each node has a TLS
+key (keys/mesh-tls.key) and a self-signed certificate naming its node ID as a URI
+subjectAltName. The listening node is authenticated by that certificate (its SAN
+must equal the node ID in its SESS_INIT); the dialling node by a SESS_INIT extension
+item (type 0xFC01) holding its certificate and a signature over the TLS channel
+binding and its node ID. The first key seen for a node ID is pinned (trust on first
+use); a later session with another key for that node is refused and logged. A peer
+that does not offer TLS (another implementation) gets plain TCPCL with "on" and is
+refused with "require". Routing exchanges (summary vectors, PRoPHET tables) travel in
+the session, so over TLS they come from the authenticated peer. MTCP and UDP have no
+TLS. BPSec (RFC 9172) blocks are decoded and re-encoded byte for byte but not
+applied or checked by the node; the tests verify RFC 9173 Appendix A's
+BIB-HMAC-SHA2 and BCB-AES-GCM examples with the RFC's keys.
 
 Routing (mesh.router or --router, one per node): epidemic (summary-vector
 anti-entropy), prophet (RFC 6693: P_encounter_max 0.7, P_encounter_first 0.5, delta
@@ -67,7 +86,7 @@ epidemic router, count every duplicate reception and report far more).
 Names: a node is dtn://NAME/ (mesh.name, --name, default the first 12 hex digits of
 the node id); messages go to dtn://NAME/inbox, routing exchanges to dtn://NAME/~routing.
 Configuration keys: mesh.name, mesh.router, mesh.tcpcl, mesh.mtcp, mesh.udp,
-mesh.peers, mesh.store_quota (environment FOGCTL_MESH_NAME and so on)."""
+mesh.peers, mesh.store_quota, mesh.tls (environment FOGCTL_MESH_NAME and so on)."""
 
 app = typer.Typer(help=MESH_HELP, no_args_is_help=True, short_help=MESH_HELP.split("\n")[0])
 keys_app = typer.Typer(
@@ -125,6 +144,14 @@ def serve(
             help="Also run a plugin transport (fogctl.transports entry point, e.g. ble).",
         ),
     ] = None,
+    tls: Annotated[
+        str | None,
+        typer.Option(
+            help="TCPCL TLS: on (offer TLS 1.3, fall back to plain TCPCL for peers "
+            "without it), require (refuse sessions without TLS) or off (mesh.tls; "
+            "default on)."
+        ),
+    ] = None,
 ) -> None:
     """Run a DTN node in the foreground: bundle store, convergence layers, routing.
 
@@ -144,6 +171,7 @@ def serve(
         poll=poll,
         mdns=mdns,
         transports=transport or [],
+        tls=tls,
     )
 
 

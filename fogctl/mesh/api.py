@@ -56,6 +56,7 @@ def serve(
     poll: float = 1.0,
     mdns: bool = False,
     transports: Sequence[str] = (),
+    tls: str | None = None,
 ) -> None:
     """Run a DTN node in the foreground until SIGTERM/SIGINT."""
     from fogctl.mesh.node import MeshNode, NodeConfig
@@ -67,6 +68,9 @@ def serve(
         raise InvalidInput(f"--router must be one of {', '.join(ROUTERS)}")
     if poll <= 0:
         raise InvalidInput("--poll must be positive")
+    tls_mode = str(state.config.get("mesh.tls", "on", flag=tls))
+    if tls_mode not in ("on", "require", "off"):
+        raise InvalidInput("--tls must be on, require or off (mesh.tls)")
     cfg = NodeConfig(
         name=node_name(state, name),
         router=r,
@@ -78,6 +82,7 @@ def serve(
         mdns=mdns,
         quota=int(state.config.get("mesh.store_quota", 256 * 1024 * 1024)),
         transports=list(transports),
+        tls=tls_mode,
     )
     node = MeshNode(state, cfg)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -34,11 +35,13 @@ from fogctl.mesh.agent import Agent, dtn_now
 from fogctl.mesh.bundle import EID, decode_bundle, fragment
 from fogctl.mesh.errors import ProtocolError
 from fogctl.mesh.tcpcl import (
+    EXT_FOGCTL_CLIENT_AUTH,
     BundleReceived,
     MtcpFramer,
     SessionEnded,
     SessionStarted,
     TcpclSession,
+    TlsNegotiated,
     TransferAcked,
     TransferRefused,
 )
@@ -110,6 +113,7 @@ class NodeConfig:
     mdns: bool = False
     quota: int = 256 * 1024 * 1024
     transports: list[str] = field(default_factory=list)  # fogctl.transports entry points
+    tls: str = "on"  # TCPCL TLS: on, require, off (see fogctl.mesh.tls)
 
 
 @dataclass
@@ -120,6 +124,7 @@ class _Link:
     writer: asyncio.StreamWriter
     inflight: dict[int, tuple[str, bool, int]] = field(default_factory=dict)
     last_keepalive: float = field(default_factory=time.monotonic)
+    tls: bool = False  # TLS 1.3 with the peer's node ID authenticated
 
 
 class MeshNode:
@@ -147,6 +152,9 @@ class MeshNode:
         self.bound: dict[str, tuple[str, int]] = {}
         self.transports: list[Transport] = list(transports or [])
         self._drops_logged: dict[str, int] = {}
+        if config.tls not in ("on", "require", "off"):
+            raise InvalidInput("--tls must be on, require or off (mesh.tls)")
+        self._tls_creds: Any = None
         for name in config.transports:
             self.transports.append(_load_transport(name))
 
@@ -274,8 +282,11 @@ class MeshNode:
         active: bool,
         address: str,
     ) -> None:
-        sess = TcpclSession(str(self.agent.me), active=active, defer_ack=True)
+        sess = TcpclSession(
+            str(self.agent.me), active=active, defer_ack=True, can_tls=self.config.tls != "off"
+        )
         link: _Link | None = None
+        tls: tuple[bytes | None, bytes] | None = None  # (peer certificate, channel binding)
         try:
             writer.write(sess.data_to_send())
             await writer.drain()
@@ -301,6 +312,9 @@ class MeshNode:
                     self.agent.drops.drop(exc)
                     self.log(f"{address}: {exc}")
                     break
+                if events and isinstance(events[-1], TlsNegotiated):
+                    tls = await self._start_tls(sess, writer, active)
+                    continue
                 got: list[int] = []
                 offer: set[str] = set()
                 # group commit: every bundle and acknowledgement of this read in one
@@ -308,7 +322,7 @@ class MeshNode:
                 with self.agent.store.batch() if events else contextlib.nullcontext():
                     for ev in events:
                         if isinstance(ev, SessionStarted):
-                            link = self._session_up(ev, sess, writer, address)
+                            link = self._session_up(ev, sess, writer, address, active, tls)
                             if link is None:
                                 sess.close(reason=0)
                         elif isinstance(ev, BundleReceived):
@@ -333,7 +347,9 @@ class MeshNode:
                     await writer.drain()
                 if sess.state == "closed":
                     break
-        except (ConnectionError, OSError):
+        except ssl.SSLError as exc:
+            self.log(f"{address}: TLS handshake failed: {exc.reason or exc}")
+        except (ConnectionError, OSError, TimeoutError):
             pass
         except FogError as exc:  # e.g. the state database stayed locked: nothing acked
             self.log(f"{address}: {exc}")
@@ -345,8 +361,81 @@ class MeshNode:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def _tls_credentials(self) -> Any:
+        if self._tls_creds is None:
+            from fogctl.mesh.tls import credentials
+
+            self._tls_creds = credentials(self.state, str(self.agent.me))
+        return self._tls_creds
+
+    async def _start_tls(
+        self, sess: TcpclSession, writer: asyncio.StreamWriter, active: bool
+    ) -> tuple[bytes | None, bytes]:
+        """RFC 9174 4.4: TLS 1.3 right after the contact headers (the active entity is
+        the client); the active side then signs the session into its SESS_INIT."""
+        from fogctl.mesh.tls import client_auth_item, client_context, server_context
+
+        creds = self._tls_credentials()
+        out = sess.data_to_send()  # our contact header goes out in the clear
+        if out:
+            writer.write(out)
+            await writer.drain()
+        ctx = client_context(creds) if active else server_context(creds)
+        await asyncio.wait_for(writer.start_tls(ctx), 10)
+        sslobj = writer.get_extra_info("ssl_object")
+        binding = sslobj.get_channel_binding("tls-unique") or b""
+        cert = sslobj.getpeercert(binary_form=True)
+        ext = []
+        if active:
+            item = client_auth_item(creds, binding, str(self.agent.me))
+            ext.append((EXT_FOGCTL_CLIENT_AUTH, item, False))
+        sess.tls_started(ext)
+        out = sess.data_to_send()
+        if out:
+            writer.write(out)
+            await writer.drain()
+        return cert, binding
+
+    def _authenticate(
+        self, ev: SessionStarted, peer: str, active: bool, tls: tuple[bytes | None, bytes] | None
+    ) -> bool:
+        """TLS sessions: the peer's node ID must be proven (certificate SAN for the
+        passive peer, channel-bound signature for the active one) and match its pin."""
+        if not ev.tls or tls is None:
+            if self.config.tls == "require":
+                self.log(f"refusing {peer}: no TLS (mesh.tls = require)")
+                return False
+            return True
+        from fogctl.mesh.tls import check_pin, verify_client_auth, verify_server_cert
+
+        cert, binding = tls
+        try:
+            if active:
+                key_pin = verify_server_cert(cert, ev.peer_node_id)
+            else:
+                item = dict(ev.extensions).get(EXT_FOGCTL_CLIENT_AUTH)
+                key_pin = verify_client_auth(item, binding, ev.peer_node_id)
+        except ProtocolError as exc:
+            self.agent.drops.drop(exc)
+            self.log(f"refusing {peer}: {exc}")
+            return False
+        if not check_pin(self.agent.store, peer, key_pin):
+            self.agent.drops.drop("tls-pin")
+            self.log(
+                f"refusing {peer}: its TLS key {key_pin[:16]}... differs from the key "
+                "pinned for it (mesh_tls_pins)"
+            )
+            return False
+        return True
+
     def _session_up(
-        self, ev: SessionStarted, sess: TcpclSession, writer: asyncio.StreamWriter, address: str
+        self,
+        ev: SessionStarted,
+        sess: TcpclSession,
+        writer: asyncio.StreamWriter,
+        address: str,
+        active: bool = False,
+        tls: tuple[bytes | None, bytes] | None = None,
     ) -> _Link | None:
         try:
             peer = str(EID.parse(ev.peer_node_id).node)
@@ -355,12 +444,16 @@ class MeshNode:
             return None
         if peer == str(self.agent.me) or peer in self.links:
             return None  # ourselves, or a second session with the same node
-        link = _Link(peer, address, sess, writer)
+        if not self._authenticate(ev, peer, active, tls):
+            return None
+        link = _Link(peer, address, sess, writer, tls=ev.tls)
         self.links[peer] = link
         now = dtn_now()
-        self.agent.note_peer(peer, address, "tcpcl", time.time())
+        cl = "tcpcl+tls" if ev.tls else "tcpcl"
+        self.agent.note_peer(peer, address, cl, time.time())
         sess.send_bundle(self.agent.contact_up(peer, now))
-        self.log(f"contact with {peer} at {address}")
+        how = "TLS 1.3, node ID authenticated" if ev.tls else "no TLS"
+        self.log(f"contact with {peer} at {address} ({how})")
         return link
 
     def _handle(self, raw: bytes, peer: str | None) -> set[str]:

@@ -104,6 +104,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE mesh_bundles ADD COLUMN data BLOB;
     ALTER TABLE mesh_inbox ADD COLUMN data BLOB;
     """,
+    # TCPCL TLS key pins (trust on first use), see fogctl.mesh.tls
+    """
+    CREATE TABLE mesh_tls_pins (
+        node       TEXT PRIMARY KEY,
+        spki       TEXT NOT NULL,
+        first_seen REAL NOT NULL
+    );
+    """,
 ]
 
 

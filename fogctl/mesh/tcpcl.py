@@ -19,8 +19,15 @@ state              rule
 ``ending``         SESS_TERM answered with SESS_TERM(REPLY); then closed
 =================  ========================================================
 
-TLS (CAN_TLS) is never offered: bundles are end-to-end encrypted, and RFC 9174 lets
-a session proceed without TLS when either side does not set the flag.
+TLS (RFC 9174 section 4.4): with ``can_tls`` the contact header carries CAN_TLS; when
+both headers do, :class:`TlsNegotiated` is returned and the session waits: the I/O
+layer runs the TLS 1.3 handshake on the same connection (the active entity is the TLS
+client) and calls :meth:`TcpclSession.tls_started`, after which SESS_INIT and
+everything else travel inside TLS. When either side leaves the flag clear the session
+goes on without TLS (the caller decides whether that is acceptable).
+
+Session extension items (RFC 9174 section 4.8) in the peer's SESS_INIT are returned in
+:class:`SessionStarted`; an unknown item flagged critical ends the session.
 
 MTCP (draft-ietf-dtn-mtcpcl): each bundle is one CBOR byte string on the stream.
 """
@@ -39,6 +46,7 @@ __all__ = [
     "SessionEnded",
     "SessionStarted",
     "TcpclSession",
+    "TlsNegotiated",
     "TransferAcked",
     "TransferRefused",
 ]
@@ -49,8 +57,20 @@ XFER_SEGMENT, XFER_ACK, XFER_REFUSE, KEEPALIVE, SESS_TERM, MSG_REJECT, SESS_INIT
 FLAG_END, FLAG_START = 0x01, 0x02
 TERM_REPLY = 0x01
 REFUSE_EXTENSION_FAILURE, REFUSE_TOO_LARGE = 0x01, 0x02
+CAN_TLS = 0x01
+EXT_CRITICAL = 0x01
+#: fogctl's session extension (private/experimental range, RFC 9174 section 9.6): the
+#: active entity's certificate and a signature binding its node ID to the TLS session
+EXT_FOGCTL_CLIENT_AUTH = 0xFC01
+KNOWN_EXTENSIONS = frozenset({EXT_FOGCTL_CLIENT_AUTH})
 MAX_NODE_ID = 1024
 MAX_EXT_ITEMS = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TlsNegotiated:
+    """Both contact headers set CAN_TLS: run the TLS handshake, then call
+    :meth:`TcpclSession.tls_started`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,8 @@ class SessionStarted:
     keepalive: int
     peer_segment_mru: int
     peer_transfer_mru: int
+    extensions: tuple[tuple[int, bytes], ...] = ()
+    tls: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +107,31 @@ class SessionEnded:
     by_peer: bool
 
 
-Event = SessionStarted | BundleReceived | TransferAcked | TransferRefused | SessionEnded
+Event = (
+    TlsNegotiated | SessionStarted | BundleReceived | TransferAcked | TransferRefused | SessionEnded
+)
+
+
+def encode_extensions(items: list[tuple[int, bytes, bool]]) -> bytes:
+    """Session/transfer extension items: (type, value, critical)."""
+    out = bytearray()
+    for etype, value, critical in items:
+        out += struct.pack(">BHH", EXT_CRITICAL if critical else 0, etype, len(value)) + value
+    return bytes(out)
+
+
+def decode_extensions(data: bytes) -> list[tuple[int, bytes, bool]]:
+    out: list[tuple[int, bytes, bool]] = []
+    i = 0
+    while i < len(data):
+        if len(data) - i < 5:
+            raise ProtocolError("TCPCL: truncated extension item", reason="session")
+        flags, etype, n = struct.unpack(">BHH", data[i : i + 5])
+        if len(data) - i - 5 < n:
+            raise ProtocolError("TCPCL: extension item longer than its list", reason="session")
+        out.append((etype, bytes(data[i + 5 : i + 5 + n]), bool(flags & EXT_CRITICAL)))
+        i += 5 + n
+    return out
 
 
 class TcpclSession:
@@ -100,6 +146,7 @@ class TcpclSession:
         segment_mru: int = 1 << 20,
         transfer_mru: int = 64 << 20,
         defer_ack: bool = False,
+        can_tls: bool = False,
     ) -> None:
         """``defer_ack``: the XFER_ACK of a transfer's last segment -- the one that tells
         the sender it may let go of the bundle -- is held until :meth:`acknowledge`
@@ -124,13 +171,17 @@ class TcpclSession:
         self._pending: deque[bytes] = deque()
         self.defer_ack = defer_ack
         self._unacked: dict[int, tuple[int, int]] = {}
+        self.can_tls = can_tls
+        self.peer_can_tls: bool | None = None
+        self.tls = False  # negotiated (both headers set CAN_TLS)
+        self._extensions = b""
         if active:
             self._send_header()
 
     # -- output ------------------------------------------------------------------
     def _send_header(self) -> None:
         if not self._sent_header:
-            self._out += MAGIC + bytes([VERSION, 0])
+            self._out += MAGIC + bytes([VERSION, CAN_TLS if self.can_tls else 0])
             self._sent_header = True
 
     def _send_init(self) -> None:
@@ -146,9 +197,24 @@ class TcpclSession:
                     len(nid),
                 )
                 + nid
-                + struct.pack(">I", 0)
+                + struct.pack(">I", len(self._extensions))
+                + self._extensions
             )
             self._sent_init = True
+
+    def tls_started(self, extensions: list[tuple[int, bytes, bool]] | None = None) -> None:
+        """The TLS handshake after :class:`TlsNegotiated` finished; ``extensions`` go in
+        our SESS_INIT (the active entity sends it now)."""
+        if self.state != "tls":
+            raise ValueError("tls_started() outside TLS negotiation")
+        self._extensions = encode_extensions(extensions or [])
+        self.state = "init"
+        if self.active:
+            self._send_init()
+
+    def set_extensions(self, extensions: list[tuple[int, bytes, bool]]) -> None:
+        """Session extension items for our SESS_INIT (before it is sent)."""
+        self._extensions = encode_extensions(extensions)
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
@@ -225,7 +291,7 @@ class TcpclSession:
         return ProtocolError(f"TCPCL: {message}", reason="session")
 
     def _step(self) -> Event | bool | None:
-        if self.state == "closed":
+        if self.state in ("closed", "tls"):
             return None
         if self.state == "contact":
             h = self._need(6)
@@ -239,6 +305,13 @@ class TcpclSession:
                 raise self._fail(f"unsupported TCPCL version {h[4]}")
             self._eat(6)
             self._send_header()
+            self.peer_can_tls = bool(h[5] & CAN_TLS)
+            if self.can_tls and self.peer_can_tls:
+                if self._buf:  # the TLS handshake starts only after both headers
+                    raise self._fail("data after the contact header before TLS")
+                self.tls = True
+                self.state = "tls"
+                return TlsNegotiated()
             if self.active:  # the passive side answers the active side's SESS_INIT
                 self._send_init()
             self.state = "init"
@@ -273,11 +346,26 @@ class TcpclSession:
                 nid = rest[21 : 21 + nlen].decode()
             except UnicodeDecodeError:
                 raise self._fail("node ID is not UTF-8") from None
+            ext_raw = bytes(self._buf[25 + nlen : 25 + nlen + elen])
             self._eat(25 + nlen + elen)
             if smru == 0:
                 raise self._fail("segment MRU of zero")
+            try:
+                items = decode_extensions(ext_raw)
+            except ProtocolError:
+                raise self._fail("malformed session extension items") from None
+            for etype, _, critical in items:
+                if critical and etype not in KNOWN_EXTENSIONS:
+                    raise self._fail(f"unsupported critical session extension {etype:#x}")
             self._send_init()
-            self.peer = SessionStarted(nid, min(ka, self.keepalive), smru, tmru)
+            self.peer = SessionStarted(
+                nid,
+                min(ka, self.keepalive),
+                smru,
+                tmru,
+                tuple((t, v) for t, v, _ in items),
+                self.tls,
+            )
             self.state = "established"
             pending, self._pending = self._pending, deque()
             for i, data in enumerate(pending):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -10,9 +11,11 @@ from pathlib import Path
 import cbor2
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fogctl.mesh.bpsec import BLOCK_BCB, BLOCK_BIB, decrypt_bcb, parse_asb, verify_bib
 from fogctl.mesh.bundle import (
     BLOCK_REPLICATE,
     BUNDLE_MUST_NOT_FRAGMENT,
@@ -34,7 +37,9 @@ from fogctl.mesh.errors import DropCounter, ProtocolError
 
 VECTORS = Path(__file__).parent / "vectors"
 PAYLOAD = b"Ready to generate a 32-byte payload"
-KEY = bytes.fromhex("1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b")
+KEY = bytes.fromhex("1a2b1a2b1a2b1a2b1a2b1a2b1a2b1a2b")  # RFC 9173 HMAC key
+KEK = bytes.fromhex("6162636465666768696a6b6c6d6e6f70")  # RFC 9173 A.2 key-encryption key
+CEK = bytes.fromhex("71776572747975696f70617364666768")  # RFC 9173 A.2 content key
 
 
 def vector(name: str) -> bytes:
@@ -51,21 +56,29 @@ def test_rfc9173_vectors_roundtrip_byte_for_byte(name: str) -> None:
     assert (b.primary.creation_time, b.primary.sequence, b.primary.lifetime) == (0, 40, 1000000)
 
 
-def test_rfc9173_a1_bib_hmac_matches_our_payload_bytes() -> None:
+def test_rfc9173_a1_bib_hmac_sha2_verifies() -> None:
     b = decode_bundle(vector("rfc9173-a1-final"))
     assert b.payload == PAYLOAD
-    asb = cbor2.loads(b"\x86" + b.blocks[0].data)  # ASB is a CBOR sequence of 6 items
-    assert asb[0] == [1] and asb[1] == 1
+    (bib,) = [x for x in b.blocks if x.type == BLOCK_BIB]
+    assert verify_bib(b, bib, KEY) == [1]
+    # independent check of the MAC input: scope 0 -> CBOR(0) || bstr(payload)
+    asb = cbor2.loads(b"\x86" + bib.data)
     ippt = cbor2.dumps(0) + cbor2.dumps(b.payload)
-    mac = hmac.new(KEY, ippt, hashlib.sha512).digest()
-    assert hmac.compare_digest(mac, asb[5][0][0][1])
+    assert hmac.compare_digest(hmac.new(KEY, ippt, hashlib.sha512).digest(), asb[5][0][0][1])
+    with pytest.raises(ProtocolError, match="integrity"):
+        verify_bib(b, bib, b"\x00" * 16)
+    tampered = b.replace_block(CanonicalBlock(1, 1, PAYLOAD[:-1] + b"!"))
+    with pytest.raises(ProtocolError, match="integrity"):
+        verify_bib(tampered, bib, KEY)
 
 
 def test_rfc9173_a3_bib_covers_primary_and_age_blocks() -> None:
     raw = vector("rfc9173-a3-final")
     b = decode_bundle(raw)
     assert b.age == 300
-    asb = cbor2.loads(b"\x86" + b.blocks[0].data)
+    (bib,) = [x for x in b.blocks if x.type == BLOCK_BIB]
+    assert sorted(verify_bib(b, bib, KEY)) == [0, 2]  # primary block and bundle age
+    asb = cbor2.loads(b"\x86" + bib.data)
     primary_bytes = raw[1:29]
     age = b.block(7)
     assert age is not None
@@ -74,13 +87,47 @@ def test_rfc9173_a3_bib_covers_primary_and_age_blocks() -> None:
         assert hmac.new(KEY, ippt, hashlib.sha256).digest() == result[0][1]
 
 
-def test_rfc9173_a2_payload_decrypts_with_the_published_key() -> None:
+def test_rfc9173_a2_bcb_aes_gcm_unwraps_the_key_and_decrypts() -> None:
     b = decode_bundle(vector("rfc9173-a2-final"))
-    asb = cbor2.loads(b"\x86" + b.blocks[0].data)
-    iv = dict((k, v) for k, v in asb[4])[1]
-    tag = asb[5][0][0][1]
-    cek = bytes.fromhex("71776572747975696f70617364666768")
-    assert AESGCM(cek).decrypt(iv, b.payload + tag, b"\x00") == PAYLOAD
+    (bcb,) = [x for x in b.blocks if x.type == BLOCK_BCB]
+    assert decrypt_bcb(b, bcb, KEK) == {1: PAYLOAD}  # AES key wrap with the RFC's KEK
+    asb = cbor2.loads(b"\x86" + bcb.data)
+    params = dict(asb[4])
+    assert aes_key_unwrap(KEK, params[3]) == CEK
+    assert AESGCM(CEK).decrypt(params[1], b.payload + asb[5][0][0][1], b"\x00") == PAYLOAD
+    with pytest.raises(ProtocolError, match="unwrap"):
+        decrypt_bcb(b, bcb, bytes(16))
+    flipped = b.replace_block(CanonicalBlock(1, 1, bytes([b.payload[0] ^ 1]) + b.payload[1:]))
+    with pytest.raises(ProtocolError, match="authentication"):
+        decrypt_bcb(flipped, bcb, KEK)
+
+
+def test_rfc9173_a4_bcb_covers_payload_and_bib_then_bib_verifies() -> None:
+    b = decode_bundle(vector("rfc9173-a4-final"))
+    (bcb,) = [x for x in b.blocks if x.type == BLOCK_BCB]
+    plain = decrypt_bcb(b, bcb, CEK * 2)  # A256GCM, no wrapped key; scope flags 7
+    assert plain[1] == PAYLOAD
+    clear = b
+    for blk in b.blocks:
+        if blk.number in plain:
+            clear = clear.replace_block(dataclasses.replace(blk, data=plain[blk.number]))
+    (bib,) = [x for x in clear.blocks if x.type == BLOCK_BIB]
+    assert verify_bib(clear, bib, KEY) == [1]  # HMAC-SHA-384 over scope 7
+    with pytest.raises(ProtocolError, match="integrity"):
+        verify_bib(clear, bib, KEY[::-1])
+
+
+def test_bpsec_asb_parser_rejects_garbage() -> None:
+    for data in (b"", b"\xff", cbor2.dumps([1]) + cbor2.dumps(1)):
+        with pytest.raises(ProtocolError):
+            parse_asb(CanonicalBlock(BLOCK_BIB, 2, data))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=80))
+def test_fuzz_asb_parser(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_asb(CanonicalBlock(BLOCK_BIB, 2, data))
 
 
 def test_crc_check_values() -> None:

@@ -51,7 +51,8 @@ def test_three_nodes_carry_encrypted_message_across_restart(
     port_a = pa.port()
     pb = Proc(b, "--tcpcl", "127.0.0.1:0", "--peer", f"tcpcl://127.0.0.1:{port_a}")
     procs.append(pb)
-    pb.wait_for(r"contact with dtn://a/")
+    # TCPCLv4 over TLS 1.3 by default, both node IDs authenticated
+    pb.wait_for(r"contact with dtn://a/ .*\(TLS 1\.3, node ID authenticated\)")
     poll_until(lambda: bid in held(b))
     raw = fog(b, "mesh", "bundles", "--json")
     assert b"eagle" not in raw.stdout
@@ -72,8 +73,10 @@ def test_three_nodes_carry_encrypted_message_across_restart(
     # A and C never had a contact with each other
     assert not any("dtn://c/" in line for line in pa.lines)
     assert not any("dtn://a/" in line for line in pc.lines)
-    peers_c = {r["node"] for r in records(fog(c, "mesh", "peers", "--json"))}
-    assert peers_c == {"dtn://b/"}
+    peers_c = {
+        (r["node"], r["convergence_layer"]) for r in records(fog(c, "mesh", "peers", "--json"))
+    }
+    assert peers_c == {("dtn://b/", "tcpcl+tls")}
 
 
 def test_mtcp_and_udp_delivery(tmp_path: Path, procs: list[Proc]) -> None:
