@@ -61,7 +61,10 @@ seconds / CPUs).
 
 FOGCTL_HARVEST_SENSORS=FILE replaces the real sensors with a JSON or YAML file of
 readings (battery, charging, on_ac, temperature, cpu_other, idle, metered, ...; null:
-absent), for scenarios and tests."""
+absent), for scenarios and tests.
+
+FOGCTL_WASM_CAP_METHOD=throttle caps WASM tasks by CPU-time throttling even where a
+cgroup CPU quota could be used (the default, auto, prefers the quota)."""
 
 app = typer.Typer(help=HELP, no_args_is_help=True)
 policy_app = typer.Typer(

@@ -126,13 +126,12 @@ def _executor(sup: Supervisor, kind: str) -> Executor:
     except ImportError as exc:  # pragma: no cover - part of fogctl
         raise ServiceUnavailable(f"the jobs executors are not installed: {exc}") from None
     if kind == "wasm":
-        forced = os.environ.get("FOGCTL_HARVEST_CAP_METHOD") or None
+        # FOGCTL_WASM_CAP_METHOD=throttle (read by the executor) skips the cgroup quota
         return get_executor(
             "wasm",
             isolation="process",
             snapshots=True,
             snapshot_interval=sup.policy.checkpoint_every,
-            cpu_cap_method=forced,
         )
     ex = get_executor("docker")
     avail = ex.available()

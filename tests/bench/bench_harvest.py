@@ -257,7 +257,7 @@ def bench_preemption(home: Path, sensors: Path, trials: int) -> None:
 
 
 def _measure_wasm(home: Path, sensors: Path, cap: str, seconds: float, method: str = "") -> float:
-    os.environ["FOGCTL_HARVEST_CAP_METHOD"] = method
+    os.environ["FOGCTL_WASM_CAP_METHOD"] = method
     from fogctl.harvest import enqueue, run_cycle
     from fogctl.state import State
 

@@ -143,7 +143,7 @@ def test_cpu_cap_holds_the_task_near_its_share(
 
     # auto: a cgroup quota where this process may create one, else throttling
     kernel = method == "auto" and CpuCap.cgroup_method() is not None
-    monkeypatch.setenv("FOGCTL_HARVEST_CAP_METHOD", "throttle" if method == "throttle" else "")
+    monkeypatch.setenv("FOGCTL_WASM_CAP_METHOD", "throttle" if method == "throttle" else "")
     set_policy(state, {"cpu_limit": "40%"})
     (tid,) = queue.enqueue(state, [sum_job("capped", 0, 10**12)])
     cyc = background(lambda: run_cycle(State(state.root)))
