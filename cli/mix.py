@@ -26,10 +26,12 @@ shared secret; serve --clients limits registration to an allow-list), and UDP
 packets only from the addresses of nodes in its directory; each refusal is counted
 (fogctl mix stats). Clients register automatically.
 
-Transport: mix-to-mix packets are UDP datagrams, one 2,432-byte packet each, which
-IP fragments in two on a 1,500-byte MTU path (losing either fragment loses the
-packet); loss is handled end to end by acks and resends over other paths, and
-measured by loop cover. Clients use TCP to their provider.
+Transport: mix-to-mix packets are UDP datagrams by default, one 2,432-byte packet
+each, which IP fragments in two on a 1,500-byte MTU path (losing either fragment
+loses the packet); loss is handled end to end by acks and resends over other paths,
+and measured by loop cover. Where fragments do not pass, serve --transport tcp sends
+over one TCP connection per next hop instead (every node accepts both). Clients use
+TCP to their provider.
 
 Packets: Sphinx, every packet 2,432 bytes on the wire: a 384-byte header (alpha 32,
 routing information 7 x 48, MAC 16) and a 2,048-byte payload; at most 7 Sphinx hops
@@ -95,6 +97,7 @@ ProviderOpt = Annotated[
         "fogctl mix serve --layer 2 --port 9002 --bootstrap HOST:9000 --operator acme --region eu",
         "fogctl mix serve --layer 1 --port 9001 --host 0.0.0.0 --advertise HOST:9001",
         "fogctl mix serve --provider --port 9000 --clients allowed-clients.txt",
+        "fogctl mix serve --layer 3 --port 9003 --transport tcp --bootstrap HOST:9000",
     )
 )
 @output.with_output
@@ -172,6 +175,14 @@ def serve(
             help="Provider: serve only these clients (one key or PUBKEY@PROVIDER per line).",
         ),
     ] = None,
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="How to send packets to the next hop: udp (one datagram each, fragmented "
+            "on a 1,500-byte MTU) or tcp (a connection per next hop). Every node accepts both.",
+        ),
+    ] = "udp",
     replay_capacity: Annotated[
         int,
         typer.Option(
@@ -215,6 +226,7 @@ def serve(
         replay_capacity=replay_capacity,
         use_identity=identity,
         clients=clients,
+        transport=transport,
     )
     output.emit_one(run(state, opts, params))
 

@@ -649,6 +649,7 @@ class ServeOptions:
     replay_fpr: float = 1e-5
     use_identity: bool = False
     clients: Path | None = None  # allow-list of client keys (providers)
+    transport: str = "udp"  # how this node sends packets to the next hop: udp or tcp
 
 
 def serve(
@@ -714,6 +715,7 @@ async def _serve(
         port=opts.port,
         live_keys=ring_private_keys(ring),
         clients=registry,
+        transport=opts.transport,
     )
     await svc.start()
     advertise = opts.advertise or f"{opts.host}:{svc.port}"

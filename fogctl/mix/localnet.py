@@ -89,6 +89,7 @@ async def start_local_network(
     params: Params | None = None,
     replay_capacity: int = 100_000,
     seed: int | None = None,
+    transport: str = "udp",
 ) -> LocalNet:
     params = params or Params(hops=layers)
     # no loop cover until every node knows every other (else a loop sent mid-sync
@@ -116,6 +117,7 @@ async def start_local_network(
             core,
             DirectoryStore(),
             live_keys=ring_private_keys(ring),
+            transport=transport,
         )
         await svc.start()
         desc, node_id = build_descriptor(

@@ -13,6 +13,7 @@ op    name        body -> answer
 4     PUBLISH     one JSON descriptor -> ok if it verifies
 5     STATS       empty -> the node's counters as JSON
 6     REGISTER    client key (32) | time (8) | tag (32) -> ok
+7     PACKET      one mix packet from another node (TCP transport) -> no answer
 ====  ==========  ==========================================================
 
 Client requests prove ownership of the client's X25519 key: ``tag =
@@ -29,10 +30,15 @@ directory. Every refusal is counted (``submit_unregistered``, ``submit_bad_auth`
 forged on some networks: that check keeps strangers out, while the Sphinx MAC and
 the replay filter are what make a forged or replayed packet useless.
 
-Mix-to-mix transport is UDP, one packet per datagram: 2,432 bytes, above a 1,500-byte
-Ethernet MTU, so the IP layer fragments it in two (a lost fragment loses the packet);
-loss is handled end to end by acks and resends over other paths (``mix.ack_timeout``,
-``mix.max_tries``) and measured by loop cover.
+Mix-to-mix transport is UDP by default, one packet per datagram: 2,432 bytes, above a
+1,500-byte Ethernet MTU, so the IP layer fragments it in two (a lost fragment loses
+the packet); loss is handled end to end by acks and resends over other paths
+(``mix.ack_timeout``, ``mix.max_tries``) and measured by loop cover. Where
+fragments are dropped (some firewalls and NATs do), a node sends over TCP instead
+(``transport="tcp"``, ``fogctl mix serve --transport tcp``): one long-lived
+connection per next hop carrying PACKET frames, unanswered; every node accepts both.
+A link that cannot connect drops what is queued for it (counted) and retries on the
+next packet; the queue per link is bounded.
 
 PULL proves key ownership the same way (label ``fogctl-mix-pull``). The answer is
 always :data:`PULL_BATCH` slots ``(real (1) | identifier (16) | payload (2048))``
@@ -76,6 +82,8 @@ __all__ = [
 log = logging.getLogger("fogctl.mix")
 
 OP_SUBMIT, OP_PULL, OP_DIRECTORY, OP_PUBLISH, OP_STATS, OP_REGISTER = 1, 2, 3, 4, 5, 6
+OP_PACKET = 7
+LINK_QUEUE = 1024  # packets waiting per TCP link before new ones are dropped
 OK, ERR = 0x80, 0x81
 _FRAME = struct.Struct(">BI")
 MAX_FRAME = 32 * 1024 * 1024
@@ -418,6 +426,46 @@ class _Udp(asyncio.DatagramProtocol):
         self.service.core.counters["udp_errors"] += 1
 
 
+class _Link:
+    """One TCP connection to a next hop: PACKET frames written in order, unanswered."""
+
+    def __init__(self, service: NodeService, addr: tuple[str, int]) -> None:
+        self.service, self.addr = service, addr
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(LINK_QUEUE)
+        self.task = asyncio.create_task(self._run(), name=f"mix-link-{addr[0]}:{addr[1]}")
+
+    def send(self, packet: bytes) -> None:
+        try:
+            self.queue.put_nowait(packet)
+        except asyncio.QueueFull:
+            self.service.core.counters["dropped_link_full"] += 1
+
+    async def _run(self) -> None:
+        counters = self.service.core.counters
+        while True:
+            first = await self.queue.get()
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(*self.addr), 10.0)
+            except (OSError, TimeoutError):
+                counters["dropped_link_down"] += 1 + self.queue.qsize()
+                while not self.queue.empty():
+                    self.queue.get_nowait()
+                continue
+            try:
+                pkt: bytes | None = first
+                while pkt is not None:
+                    writer.write(_frame(OP_PACKET, pkt))
+                    counters["sent_tcp"] += 1
+                    pkt = self.queue.get_nowait() if not self.queue.empty() else None
+                    if pkt is None:
+                        await writer.drain()
+                        pkt = await self.queue.get()
+            except (OSError, ConnectionError):
+                counters["dropped_link_down"] += 1
+            finally:
+                writer.close()
+
+
 class NodeService:
     """Runs one :class:`MixNode` on a UDP port (packets) and the same TCP port (requests)."""
 
@@ -431,7 +479,12 @@ class NodeService:
         live_keys: Callable[[float], list[bytes]] | None = None,
         clock: Callable[[], float] = time.time,
         clients: ClientRegistry | None = None,
+        transport: str = "udp",
     ) -> None:
+        if transport not in ("udp", "tcp"):
+            raise InvalidInput(f"transport must be udp or tcp, not {transport!r}")
+        self.transport = transport
+        self._links: dict[tuple[str, int], _Link] = {}
         self.core, self.directory = core, directory
         self.clients = clients if clients is not None else ClientRegistry()
         self._peer_hosts: set[str] = set()
@@ -502,6 +555,9 @@ class NodeService:
         if self._task:
             self._task.cancel()
             handlers.append(self._task)
+        for link in self._links.values():
+            link.task.cancel()
+            handlers.append(link.task)
         if handlers:
             _, stuck = await asyncio.wait(handlers, timeout=STOP_TIMEOUT)
             for t in stuck:  # never hang a shutdown on one connection
@@ -530,7 +586,13 @@ class NodeService:
                 if addr is None or self._udp is None:
                     self.core.counters["dropped_unroutable"] += 1
                     continue
-                self._udp.sendto(pkt, addr)
+                if self.transport == "tcp":
+                    link = self._links.get(addr)
+                    if link is None:
+                        link = self._links[addr] = _Link(self, addr)
+                    link.send(pkt)
+                else:
+                    self._udp.sendto(pkt, addr)
             if self.on_tick is not None:
                 self.on_tick(now)
             t = self.core.get_timer()
@@ -554,6 +616,11 @@ class NodeService:
                     op, body = await _read_frame(reader)
                 except (asyncio.IncompleteReadError, ConnectionError, OperationFailed):
                     return
+                if op == OP_PACKET:  # from another node: no answer, like a datagram
+                    self.core.counters["received_tcp"] += 1
+                    peer = writer.get_extra_info("peername")
+                    self.on_packet(body, (str(peer[0]), int(peer[1])) if peer else ("", 0))
+                    continue
                 try:
                     answer = self._handle(op, body)
                     writer.write(_frame(OK, answer))
