@@ -239,9 +239,9 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
         queue.release(state, task.id, sup.owner, "preempted")
         raise
     t_start = time.monotonic()
-    stats = getattr(ex, "stats", None)
-    if stats is not None:
-        st = stats(handle)
+    wasm = cast("WasmExecutor", ex) if kind == "wasm" else None
+    if wasm is not None:
+        st = wasm.stats(handle)
         if st.pid is not None:
             (wd / "pid").write_text(f"{st.pid}\n")
         cap_how = st.cpu_cap
@@ -254,8 +254,8 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
     sig = job.checkpoint.signal if job.checkpoint is not None else "SIGTERM"
 
     def own_cpu() -> float:
-        if stats is not None:
-            return float(stats(handle).cpu_seconds or 0.0)
+        if wasm is not None:
+            return float(wasm.stats(handle).cpu_seconds or 0.0)
         return cpu * (time.monotonic() - t_start)
 
     last_renew = time.monotonic()
@@ -282,17 +282,16 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
                 ex.stop(handle, signal=sig, grace=0)
                 ex.wait(handle, timeout=10)
     cpu_s = own_cpu()
-    values = ex.returned(handle) if hasattr(ex, "returned") else None
-    st_final = stats(handle) if stats is not None else None
-    every = _wasm_executor().output_file(ckdir)
-    if st_final is not None and st_final.snapshotting and every.exists():
+    values = wasm.returned(handle) if wasm is not None else None
+    every = wasm.output_file(ckdir) if wasm is not None else None
+    if wasm is not None and wasm.stats(handle).snapshotting and every and every.exists():
         output = every.read_bytes()  # every attempt's output, exactly once
     else:
         output = b"".join(ex.logs(handle))
     ex.remove(handle)
     energy = sup.model.task_energy_j(cpu_s)
-    if kind == "wasm":
-        header = _wasm_executor().snapshot_header(ckdir)
+    if wasm is not None:
+        header = wasm.snapshot_header(ckdir)
         progress: dict[str, Any] = (
             {"checkpoints": header.get("checkpoints", 0), "globals": header.get("globals", {})}
             if header
@@ -316,7 +315,7 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
             "done",
             output=state.blobs.put(output),
             exit_code=0,
-            result=json.dumps(values) if values is not None and kind == "wasm" else None,
+            result=json.dumps(values) if values is not None else None,
             cpu_seconds=cpu_s,
             energy_j=energy,
             progress=progress,
