@@ -260,6 +260,10 @@ async def _run(
         topo = Topology(store.by_id.values(), now)
         if topo.providers and topo.depth >= c.core.params.hops:
             c.topo = c.core.topology = topo
+        fresh = topo.node(c.provider.id)
+        if fresh is not None and fresh.public_key != c.provider.public_key:
+            # the provider's key epoch turned: pull, register and submit under the new key
+            c.provider = svc.provider = fresh
 
     server = await asyncio.start_unix_server(handle, path=str(path))
     os.chmod(path, 0o600)
