@@ -44,6 +44,7 @@ __all__ = [
     "hmac_sha256",
     "lioness_decrypt",
     "lioness_encrypt",
+    "lioness_encrypt_layers",
     "scalar_from_bytes",
     "x25519",
     "x25519_base",
@@ -225,6 +226,23 @@ def lioness_encrypt(key: bytes, block: bytes) -> bytes:
     left ^= _h(key[32:64], right)
     right = _s(left ^ int.from_bytes(key[64:96], "little"), right)
     left ^= _h(key[96:], right)
+    return left.to_bytes(32, "little") + right
+
+
+def lioness_encrypt_layers(keys: list[bytes], block: bytes) -> bytes:
+    """``block`` encrypted under ``keys[-1]`` first, then each key back to ``keys[0]``
+    (the layers of a Sphinx payload), keeping the halves apart between layers."""
+    left = int.from_bytes(block[:32], "little")
+    right = block[32:]
+    if not right:
+        raise ValueError("LIONESS block must be longer than 32 bytes")
+    for key in reversed(keys):
+        if len(key) != 128:
+            raise ValueError("LIONESS needs a 128-byte key")
+        right = _s(left ^ int.from_bytes(key[:32], "little"), right)
+        left ^= _h(key[32:64], right)
+        right = _s(left ^ int.from_bytes(key[64:96], "little"), right)
+        left ^= _h(key[96:], right)
     return left.to_bytes(32, "little") + right
 
 

@@ -167,3 +167,14 @@ def test_aes128_ctr_xor_is_data_xor_the_stream() -> None:
     for n in (1, 16, 384):
         key, data = os.urandom(16), os.urandom(n)
         assert P.aes128_ctr_xor(key, data) == P.xor(data, P.aes128_ctr_reference(key, n))
+
+
+def test_lioness_layers_equal_one_layer_at_a_time() -> None:
+    keys = [os.urandom(128) for _ in range(4)]
+    block = os.urandom(2048)
+    one = block
+    for k in reversed(keys):
+        one = P.Lioness(k).encrypt(one)
+    assert P.lioness_encrypt_layers(keys, block) == one
+    assert P.lioness_encrypt(keys[0], block) == P.Lioness(keys[0]).encrypt(block)
+    assert P.lioness_decrypt(keys[0], one) == P.Lioness(keys[0]).decrypt(one)
