@@ -210,12 +210,12 @@ def run_task(sup: Supervisor, task: TaskRecord) -> TaskOutcome:
     if kind == "docker":  # the container runs as nobody (65534): its mounts must be writable
         os.chmod(work, 0o777)
         os.chmod(ckdir, 0o777)
+    if kind == "wasm":
+        _stop_stale_child(wd)  # first: it could still be writing its snapshot
     snap = _wasm_executor().snapshot_file(ckdir)
     if kind == "wasm" and task.checkpoint and not snap.exists():
         snap.parent.mkdir(parents=True, exist_ok=True)  # the task dir was lost: use the blob
         shutil.copyfile(state.blobs.path(task.checkpoint), snap)
-    if kind == "wasm":
-        _stop_stale_child(wd)
 
     import psutil
 

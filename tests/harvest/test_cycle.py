@@ -363,3 +363,35 @@ def test_status_counts_a_running_task_as_our_own_load(
     assert running_task_cpu(State(state.root)) > 0.3
     sensors.update(idle=1)
     cyc.result()
+
+
+def test_resume_from_the_blob_store_when_the_task_dir_is_gone(
+    state: State, sensors: Sensors, background: Any
+) -> None:
+    """The snapshot of a preempted task is also in the blob store: a lost task dir (a
+    cleaned cache, a restored backup) still resumes to the exact result."""
+    import shutil
+
+    start, end = 3, 1_200_000_003
+    (tid,) = queue.enqueue(state, [sum_job("lost", start, end)])
+    first = background(lambda: run_cycle(State(state.root)))
+    wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
+    sensors.update(battery=10)
+    assert first.result().preempted == (tid,)
+    task = queue.get_task(state, tid)
+    assert task.checkpoint and start < task.progress["globals"]["i"] < end
+    saved_i = task.progress["globals"]["i"]
+    shutil.rmtree(task_dir(state, tid))
+    # resumed from the blob: its next snapshot is the 2nd, and further along
+    sensors.set(**_eligible())
+    second = background(lambda: run_cycle(State(state.root)))
+    wait_for(lambda: _running_with_progress(State(state.root), tid), what="task running")
+    sensors.update(battery=10)
+    assert second.result().preempted == (tid,)
+    task = queue.get_task(state, tid)
+    assert task.progress["checkpoints"] == 2 and task.progress["globals"]["i"] > saved_i
+    shutil.rmtree(task_dir(state, tid))
+    sensors.set(**_eligible())
+    assert run_cycle(State(state.root)).completed == (tid,)
+    task = queue.get_task(state, tid)
+    assert task.attempts == 3 and json.loads(task.result or "") == [expected_sum(start, end)]
