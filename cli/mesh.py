@@ -47,7 +47,9 @@ subjectAltName. The listening node is authenticated by that certificate (its SAN
 must equal the node ID in its SESS_INIT); the dialling node by a SESS_INIT extension
 item (type 0xFC01) holding its certificate and a signature over the TLS channel
 binding and its node ID. The first key seen for a node ID is pinned (trust on first
-use); a later session with another key for that node is refused and logged. A peer
+use); a later session with another key for that node is refused and logged. mesh
+status shows this node's key (tls_key); mesh keys pin NODE KEY pins a node's key in
+advance (a closed set), mesh keys pins lists the pins, mesh keys unpin NODE forgets one. A peer
 that does not offer TLS (another implementation) gets plain TCPCL with "on" and is
 refused with "require". Routing exchanges (summary vectors, PRoPHET tables) travel in
 the session, so over TLS they come from the authenticated peer. MTCP and UDP have no
@@ -339,6 +341,47 @@ def keys_list() -> None:
     from fogctl.mesh.api import keys_list as engine
 
     output.emit(engine(current_state()))
+
+
+@keys_app.command("pins", epilog=examples("fogctl mesh keys pins", "fogctl mesh keys pins --json"))
+@output.with_output
+def keys_pins() -> None:
+    """List pinned TCPCL TLS keys (first key seen per node, or pinned in advance)."""
+    from fogctl.mesh.api import tls_pins as engine
+
+    output.emit(engine(current_state()))
+
+
+@keys_app.command(
+    "pin",
+    epilog=examples(
+        "fogctl mesh keys pin dtn://bob/ 3f2a...e91c   # bob's 'mesh status' tls_key",
+    ),
+)
+@output.with_output
+def keys_pin(
+    node: Annotated[str, typer.Argument(help="Node (dtn://NAME/ or NAME).")],
+    key: Annotated[
+        str, typer.Argument(help="SHA-256 of its TLS public key ('mesh status': tls_key).")
+    ],
+) -> None:
+    """Pin a node's TLS key in advance: sessions claiming that node with another key
+    are refused (instead of trusting the first key seen)."""
+    from fogctl.mesh.api import tls_pin as engine
+
+    output.emit_one(engine(current_state(), node, key))
+
+
+@keys_app.command("unpin", epilog=examples("fogctl mesh keys unpin dtn://bob/"))
+@output.with_output
+def keys_unpin(
+    node: Annotated[str, typer.Argument(help="Node (dtn://NAME/ or NAME).")],
+) -> None:
+    """Forget a node's TLS pin, e.g. after it legitimately got a new key (its next key
+    is then trusted on first use)."""
+    from fogctl.mesh.api import tls_unpin as engine
+
+    output.emit_one(engine(current_state(), node))
 
 
 @app.command(

@@ -678,6 +678,7 @@ class Agent:
     def peers(self) -> list[MeshPeerRecord]:
         rows = self.state.db.query("SELECT * FROM mesh_peers ORDER BY last_seen DESC")
         trusted = {r[0] for r in self.state.db.query("SELECT node FROM mesh_keys WHERE trusted=1")}
+        pins = {r[0]: r[1] for r in self.state.db.query("SELECT node, spki FROM mesh_tls_pins")}
         p = getattr(self.router, "p", {})
         return [
             MeshPeerRecord(
@@ -687,6 +688,7 @@ class Agent:
                 last_seen=r["last_seen"],
                 predictability=p.get(r["node"]),
                 trusted=r["node"] in trusted,
+                tls_key=pins.get(r["node"]),
             )
             for r in rows
         ]

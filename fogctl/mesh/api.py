@@ -18,6 +18,7 @@ from fogctl.mesh.records import (
     MeshSentRecord,
     MeshSimRecord,
     MeshStatusRecord,
+    MeshTlsPinRecord,
 )
 from fogctl.records import iter_json_lines
 from fogctl.state import State
@@ -34,6 +35,9 @@ __all__ = [
     "serve",
     "simulate",
     "status",
+    "tls_pin",
+    "tls_pins",
+    "tls_unpin",
 ]
 
 
@@ -202,6 +206,7 @@ def simulate(
 def status(state: State, *, name: str | None = None) -> MeshStatusRecord:
     """A summary of this node's mesh state (changes nothing)."""
     from fogctl.mesh.ratchet import PrekeyBundle
+    from fogctl.mesh.tls import own_key_pin
 
     a = _agent(state, name)
     msgs = a.inbox()
@@ -219,4 +224,48 @@ def status(state: State, *, name: str | None = None) -> MeshStatusRecord:
         trusted_keys=sum(k.trusted for k in known),
         fingerprint=PrekeyBundle.from_bytes(keys).fingerprint if keys else None,
         drops=a.drop_totals(),
+        tls_key=own_key_pin(state),
     )
+
+
+def _node_arg(node: str) -> str:
+    from fogctl.mesh.bundle import EID
+    from fogctl.mesh.errors import ProtocolError
+
+    text = node if "://" in node or node.startswith("ipn:") else f"dtn://{node}/"
+    try:
+        return str(EID.parse(text).node)
+    except ProtocolError as exc:
+        raise InvalidInput(f"bad node {node!r}: {exc}") from None
+
+
+def tls_pins(state: State) -> list[MeshTlsPinRecord]:
+    """Pinned TCPCL TLS keys (trust on first use, or set with :func:`tls_pin`)."""
+    _agent(state)  # migrations
+    rows = state.db.query("SELECT node, spki, first_seen FROM mesh_tls_pins ORDER BY node")
+    return [MeshTlsPinRecord(node=r[0], tls_key=r[1], first_seen=r[2]) for r in rows]
+
+
+def tls_pin(state: State, node: str, key: str) -> MeshTlsPinRecord:
+    """Pin ``node``'s TLS key in advance (the value its 'mesh status' shows as tls_key);
+    sessions from that node with any other key are then refused."""
+    from fogctl.mesh.tls import pin
+
+    key = key.strip().lower()
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise InvalidInput("the TLS key must be 64 hex digits (mesh status: tls_key)")
+    nid = _node_arg(node)
+    pin(_agent(state).store, nid, key)
+    return next(p for p in tls_pins(state) if p.node == nid)
+
+
+def tls_unpin(state: State, node: str) -> MeshTlsPinRecord:
+    """Forget ``node``'s TLS pin (its next key is trusted on first use again)."""
+    nid = _node_arg(node)
+    a = _agent(state)
+    old = [p for p in tls_pins(state) if p.node == nid]
+    if not old:
+        raise InvalidInput(f"no TLS key pinned for {nid}")
+    with a.store.tx() as conn:
+        conn.execute("DELETE FROM mesh_tls_pins WHERE node = ?", (nid,))
+    return old[0]

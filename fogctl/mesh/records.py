@@ -12,6 +12,7 @@ __all__ = [
     "MeshSentRecord",
     "MeshSimRecord",
     "MeshStatusRecord",
+    "MeshTlsPinRecord",
 ]
 
 
@@ -69,6 +70,16 @@ class MeshPeerRecord(Record):
     last_seen: float
     predictability: float | None = None
     trusted: bool = False
+    tls_key: str | None = None  # SHA-256 of its pinned TLS public key (SPKI), if any
+
+
+@record("mesh-tls-pin")
+class MeshTlsPinRecord(Record):
+    """A node's pinned TCPCL TLS key: SHA-256 of its SubjectPublicKeyInfo."""
+
+    node: str
+    tls_key: str
+    first_seen: float
 
 
 @record("mesh-key")
@@ -124,3 +135,4 @@ class MeshStatusRecord(Record):
     trusted_keys: int
     fingerprint: str | None
     drops: dict[str, int]
+    tls_key: str | None = None  # this node's TLS key pin (what peers pin for it)

@@ -47,6 +47,7 @@ __all__ = [
     "client_auth_item",
     "client_context",
     "credentials",
+    "own_key_pin",
     "pin",
     "server_context",
     "spki_sha256",
@@ -197,6 +198,19 @@ def verify_client_auth(value: bytes | None, binding: bytes, node_id: str) -> str
             "TLS: the peer's signature does not verify on this session", reason="tls"
         ) from None
     return spki_sha256(cert_der)
+
+
+def own_key_pin(state: State) -> str | None:
+    """SHA-256 of this node's TLS public key (SPKI), or None before the key exists
+    (what a peer pins for this node; creates nothing)."""
+    path = state.keys_dir / "mesh-tls.key"
+    if not path.exists():
+        return None
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
 
 
 def check_pin(store: BundleStore, node: str, key_pin: str) -> bool:

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -210,3 +211,41 @@ def test_changed_key_for_a_pinned_node_is_refused(tmp_path: Path) -> None:
         )
     )
     assert any("refusing dtn://a/: its TLS key" in x for x in logs2), logs2
+
+
+def test_pin_commands(cli: Any) -> None:
+    run = cli
+    assert run("init").code == 0
+    st = run("mesh", "status", "--json").record()
+    assert st["tls_key"] is None  # no key until the node first speaks TLS
+    key = "ab" * 32
+    res = run("mesh", "keys", "pin", "bob", key, "--json")
+    assert res.code == 0, res.stderr
+    assert res.record()["node"] == "dtn://bob/" and res.record()["tls_key"] == key
+    listed = run("mesh", "keys", "pins", "--json").records()
+    assert [(r["node"], r["tls_key"]) for r in listed] == [("dtn://bob/", key)]
+    bad = run("mesh", "keys", "pin", "bob", "xyz")
+    assert bad.code == 2 and "64 hex" in bad.stderr
+    assert run("mesh", "keys", "unpin", "dtn://bob/").code == 0
+    again = run("mesh", "keys", "unpin", "bob")
+    assert again.code == 2 and "no TLS key pinned" in again.stderr
+
+
+def test_key_pinned_in_advance_refuses_another(tmp_path: Path) -> None:
+    """A closed pin set: b expects a different key for dtn://a/ than a has."""
+    from fogctl.mesh import api
+
+    sb, _ = State.create(tmp_path / "b")
+    api.tls_pin(sb, "a", "00" * 32)
+    sb.close()
+    logs: list[str] = []
+    asyncio.run(
+        _pair(
+            tmp_path,
+            until=lambda a, b: any("differs from the key pinned" in x for x in logs),
+            logs=logs,
+        )
+    )
+    assert any("refusing dtn://a/: its TLS key" in x for x in logs), logs
+    sa = State(tmp_path / "a")
+    assert api.status(sa).tls_key == spki_sha256(credentials(sa, "dtn://a/").cert_der)
