@@ -773,7 +773,6 @@ class _Run:
     snapshots: int = 0
     stopping: bool = False
     cpu_seconds: float | None = None
-    thread_cpu0: float = 0.0
 
     @property
     def log_path(self) -> Path:
