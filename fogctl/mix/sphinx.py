@@ -38,20 +38,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.constant_time import bytes_eq
+from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl._sodium import ffi as _ffi  # type: ignore[import-not-found]
+from nacl._sodium import lib as _lib  # type: ignore[import-not-found]
+
 from fogctl.mix.errors import MacMismatch, MalformedPacket, ReplayedPacket, TaggedPayload
 from fogctl.mix.primitives import (
+    _SHA256,
     CryptoFailure,
     L,
     Lioness,
+    _clamped_representative,
     aes128_ctr_stream,
-    aes128_ctr_xor,
     ct_equal,
     hkdf_sha256,
     hmac_sha256,
-    lioness_decrypt,
     lioness_encrypt_layers,
     scalar_from_bytes,
-    x25519,
     x25519_base_mul,
     x25519_mul,
 )
@@ -104,6 +110,12 @@ _STREAM = BETA_SIZE + HOP_SIZE
 _HOP = struct.Struct(">B3xI20s16s4x")
 _PAD = bytes(HOP_SIZE)
 _GAMMA = ALPHA_SIZE + BETA_SIZE
+_RIGHT = HEADER_SIZE + 32  # LIONESS's right half of the payload starts here
+_RIGHT_SIZE = PAYLOAD_SIZE - 32
+_NONCE = bytes(12)
+_new, _buffer, _NULL = _ffi.new, _ffi.buffer, _ffi.NULL
+_scalarmult = _lib.crypto_scalarmult
+_blake2b = _lib.crypto_generichash_blake2b_salt_personal
 assert _HOP.size == HOP_SIZE
 
 
@@ -316,31 +328,57 @@ def process(
 
     ``seen(tag)`` records a replay tag and says whether it was already there; it is
     called only after the MAC verifies. Raises a :class:`MixProtocolError` subclass
-    for any packet that must be dropped. (The key schedule of :func:`_derive` with its
-    offsets inlined: this is the per-hop hot path.)
+    for any packet that must be dropped.
+
+    This is the per-hop hot path, so the primitives of :mod:`fogctl.mix.primitives`
+    are called here without their wrappers (the same cryptography and libsodium calls:
+    X25519, HKDF-SHA256, HMAC-SHA256/16 compared in constant time, AES-128-CTR, and
+    LIONESS decryption); tests check it against a reference built from the wrappers.
     """
     if len(packet) != PACKET_SIZE:
         raise MalformedPacket(f"packet is {len(packet)} bytes, not {PACKET_SIZE}")
+    if len(private_key) != 32:
+        raise ValueError("an X25519 private key is 32 bytes")
     alpha = packet[:ALPHA_SIZE]
-    try:
-        k = hkdf_sha256(x25519(private_key, alpha), 256, salt=_SALT, info=b"hop")
-    except CryptoFailure:
-        raise MalformedPacket("alpha is a low-order point") from None
+    out = _new("unsigned char[]", 32)
+    if _scalarmult(out, private_key, alpha):
+        raise MalformedPacket("alpha is a low-order point")
+    k = HKDF(_SHA256, 256, _SALT, b"hop").derive(_buffer(out, 32)[:])
     beta = packet[ALPHA_SIZE:_GAMMA]
-    if not ct_equal(hmac_sha256(k[16:48], beta)[:MAC_SIZE], packet[_GAMMA:HEADER_SIZE]):
+    mac = HMAC(k[_K_MAC:_K_PAYLOAD], _SHA256)
+    mac.update(beta)
+    if not bytes_eq(mac.finalize()[:MAC_SIZE], packet[_GAMMA:HEADER_SIZE]):
         raise MacMismatch("header MAC does not verify")
-    tag = k[240:256]
+    tag = k[_K_TAG:]
     if seen is not None and seen(tag):
         raise ReplayedPacket("packet was seen before")
-    b = aes128_ctr_xor(k[:16], beta + _PAD)  # (beta || 0^HOP_SIZE) XOR the stream
+    # (beta || 0^HOP_SIZE) XOR the AES-128-CTR stream (GCM's CTR part; tag ignored)
+    b = AESGCM(k[_K_ROUTING:_K_MAC]).encrypt(_NONCE, beta + _PAD, None)
     flag, delay, address, tail = _HOP.unpack_from(b)
-    delta = lioness_decrypt(k[48:176], packet[HEADER_SIZE:])
+    # LIONESS decryption under k[48:176] = K1 | K2 | K3 | K4 (see primitives.Lioness)
+    right = packet[_RIGHT:]
+    h = _new("unsigned char[]", 32)
+    _blake2b(h, 32, right, _RIGHT_SIZE, k[144:176], 32, _NULL, _NULL)
+    left = int.from_bytes(packet[HEADER_SIZE:_RIGHT], "little") ^ int.from_bytes(
+        _buffer(h, 32), "little"
+    )
+    key = (left ^ int.from_bytes(k[112:144], "little")).to_bytes(32, "little")
+    right = ChaCha20Poly1305(key).encrypt(_NONCE, right, None)[:_RIGHT_SIZE]
+    _blake2b(h, 32, right, _RIGHT_SIZE, k[80:112], 32, _NULL, _NULL)
+    left ^= int.from_bytes(_buffer(h, 32), "little")
+    key = (left ^ int.from_bytes(k[48:80], "little")).to_bytes(32, "little")
+    right = ChaCha20Poly1305(key).encrypt(_NONCE, right, None)[:_RIGHT_SIZE]
+    head = left.to_bytes(32, "little")
     if flag == FLAG_RELAY:
+        blind = int.from_bytes(k[_K_BLIND:_K_TAG], "little") % L
         try:
-            alpha2 = x25519_mul(int.from_bytes(k[176:240], "little") % L, alpha)
+            rep = _clamped_representative(blind) if blind else b""
         except CryptoFailure:
-            raise MalformedPacket("cannot blind alpha") from None
-        return Relay(address, delay, b"".join((alpha2, b[HOP_SIZE:], tail, delta)), tag)
+            rep = b""
+        if not rep or _scalarmult(out, rep, alpha):
+            raise MalformedPacket("cannot blind alpha")
+        relayed = (_buffer(out, 32)[:], b[HOP_SIZE:_STREAM], tail, head, right)
+        return Relay(address, delay, b"".join(relayed), tag)
     if flag == FLAG_FINAL:
-        return Final(address, tail, delay, delta, tag)
+        return Final(address, tail, delay, head + right, tag)
     raise MalformedPacket(f"unknown routing flag {flag}")

@@ -220,3 +220,40 @@ def test_fuzz_mutated_truncated_oversized_packets(
     # only an intact header can pass; then the packet is forwarded with the right size
     assert bytes(pkt[: sphinx.HEADER_SIZE]) == _VALID[: sphinx.HEADER_SIZE]
     assert isinstance(res, sphinx.Relay) and len(res.packet) == sphinx.PACKET_SIZE
+
+
+def _reference_process(packet: bytes, sk: bytes) -> tuple[int, bytes, int, bytes, bytes, bytes]:
+    """The per-hop transform spelled out with the primitive wrappers (slow, plain)."""
+    P = primitives
+    alpha, beta = packet[:32], packet[32:368]
+    k = P.hkdf_sha256(P.x25519(sk, alpha), 256, salt=b"fogctl-sphinx-v1", info=b"hop")
+    assert P.ct_equal(P.hmac_sha256(k[16:48], beta)[:16], packet[368:384])
+    b = P.xor(beta + bytes(48), P.aes128_ctr_stream(k[:16], 384))
+    delta = P.Lioness(k[48:176]).decrypt(packet[384:])
+    blind = P.scalar_from_bytes(k[176:240])
+    return (
+        b[0],
+        b[8:28],
+        int.from_bytes(b[4:8], "big"),
+        b[28:44],
+        delta,
+        P.x25519_mul(blind, alpha) + b[48:] + b[28:44] + delta,
+    )
+
+
+def test_inlined_hot_path_equals_the_reference_built_from_the_primitives() -> None:
+    for n in (1, 2, 5, sphinx.MAX_HOPS):
+        sks, hops = _path(n)
+        packet = sphinx.create_forward(hops, os.urandom(20), os.urandom(16), b"ref", os.urandom)
+        for i, sk in enumerate(sks):
+            flag, address, delay, tail, delta, relayed = _reference_process(packet, sk)
+            res = sphinx.process(packet, sk)
+            if i < n - 1:
+                assert isinstance(res, sphinx.Relay) and flag == sphinx.FLAG_RELAY
+                assert (res.next_hop, res.delay_us, res.packet) == (address, delay, relayed)
+                packet = res.packet
+            else:
+                assert isinstance(res, sphinx.Final) and flag == sphinx.FLAG_FINAL
+                assert (res.address, res.identifier, res.payload) == (address, tail, delta)
+    with pytest.raises(MalformedPacket, match="low-order"):
+        sphinx.process(bytes(sphinx.PACKET_SIZE), os.urandom(32))
