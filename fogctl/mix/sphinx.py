@@ -52,14 +52,12 @@ from fogctl.mix.primitives import (
     L,
     Lioness,
     _clamped_representative,
-    aes128_ctr_stream,
     ct_equal,
     hkdf_sha256,
     hmac_sha256,
     lioness_encrypt_layers,
     scalar_from_bytes,
     x25519_base_mul,
-    x25519_mul,
 )
 
 __all__ = [
@@ -113,6 +111,7 @@ _GAMMA = ALPHA_SIZE + BETA_SIZE
 _RIGHT = HEADER_SIZE + 32  # LIONESS's right half of the payload starts here
 _RIGHT_SIZE = PAYLOAD_SIZE - 32
 _NONCE = bytes(12)
+_ZEROS = bytes(_STREAM)
 _new, _buffer, _NULL = _ffi.new, _ffi.buffer, _ffi.NULL
 _scalarmult = _lib.crypto_scalarmult
 _blake2b = _lib.crypto_generichash_blake2b_salt_personal
@@ -191,15 +190,6 @@ class SurbKeys:
 _K_ROUTING, _K_MAC, _K_PAYLOAD, _K_BLIND, _K_TAG = 0, 16, 48, 176, 240
 
 
-def _derive(shared: bytes) -> bytes:
-    """All of a hop's keys from one HKDF call (extract, then one 256-byte expand)."""
-    return hkdf_sha256(shared, 256, salt=_SALT, info=b"hop")
-
-
-def _blinding(k: bytes) -> int:
-    return int.from_bytes(k[_K_BLIND:_K_TAG], "little") % L
-
-
 def _mac(key: bytes, beta: bytes) -> bytes:
     return hmac_sha256(key, beta)[:MAC_SIZE]
 
@@ -237,12 +227,18 @@ def _header(
     alpha0 = x25519_base_mul(x)  # fixed-base: the only multiplication by G
     keys: list[bytes] = []
     acc = x
-    for hop in hops:
-        k = _derive(x25519_mul(acc, hop.public_key))
+    out = _new("unsigned char[]", 32)
+    for hop in hops:  # primitives.x25519_mul and the key schedule, without wrappers
+        if _scalarmult(out, _clamped_representative(acc), hop.public_key):
+            raise CryptoFailure("X25519 produced the all-zero value (low-order point)")
+        k = HKDF(_SHA256, 256, _SALT, b"hop").derive(_buffer(out, 32)[:])
         keys.append(k)
-        acc = acc * _blinding(k) % L
+        acc = acc * (int.from_bytes(k[_K_BLIND:_K_TAG], "little") % L) % L
+        if not acc:
+            raise CryptoFailure("zero scalar")
     streams = [
-        int.from_bytes(aes128_ctr_stream(k[_K_ROUTING:_K_MAC], _STREAM), "big") for k in keys
+        int.from_bytes(AESGCM(k[_K_ROUTING:_K_MAC]).encrypt(_NONCE, _ZEROS, None)[:_STREAM], "big")
+        for k in keys
     ]
     # filler: what the routing streams of hops 0..n-2 leave at the end of beta
     filler = 0
