@@ -1,9 +1,13 @@
 """fogctl mix benchmarks: every figure beside a reference measured in the same run.
 
-    python tests/bench/bench_mix.py [--quick] [--sphinxmix-python PATH]
+    python tests/bench/bench_mix.py [--quick] [--sphinxmix-python PATH] [--load N]
 
-1. per-hop Sphinx processing vs the 2 X25519 operations it must do (target <= 1.5x);
-2. 5-hop packet creation vs hops + 1 X25519 operations;
+Timings are medians over alternating rounds (a figure and its reference take turns,
+so a busy shared machine loads both alike); the load average is printed with them.
+
+1. per-hop Sphinx processing vs the 2 X25519 operations it must do (target <= 1.5x),
+   and the primitive calls alone beside the same floor;
+2. 5-hop packet creation vs 1 fixed-base + 5 X25519 operations;
 3. the PyPI ``sphinxmix`` package (P-224 and its Curve25519 mode, whose 16-byte
    blinding factor is widened to 32 bytes so it works past hop 1) in the same run,
    if a Python with it installed is given (``--sphinxmix-python``, or
@@ -309,7 +313,8 @@ def run(args: argparse.Namespace, repeat: int, t0: float) -> int:
         )
     prim_hop, prim_create = primitive_floor(max(5, repeat // 2))
     print(
-        f"  the primitive calls alone (no Python glue), same floors: per hop x{prim_hop:.2f}, "
+        f"  the primitive calls alone (through their wrappers), same floors: per hop "
+        f"x{prim_hop:.2f}, "
         f"5-hop creation x{prim_create:.2f}"
     )
     ours = {r.name: r.value for r in recs}
@@ -317,9 +322,9 @@ def run(args: argparse.Namespace, repeat: int, t0: float) -> int:
     point = x25519_base(os.urandom(32))
     one = median_time(lambda: x25519(sk, point), repeat) * 1e6
 
-    print("\n3. versus PyPI sphinxmix, 5 hops, same run (3 alternating rounds, best median)")
+    print("\n3. versus PyPI sphinxmix, 5 hops, same run (5 alternating rounds, best median)")
     sm: dict[str, tuple[float, float]] | str = "not run"
-    for _ in range(3):
+    for _ in range(5):
         got = sphinxmix_figures(args.sphinxmix_python, max(5, repeat // 4))
         if isinstance(got, str):
             sm = got
