@@ -24,11 +24,13 @@ provider's clock (a replayed SUBMIT carries a packet the replay filter refuses).
 Who may enter the network: a provider accepts SUBMIT only from clients that have
 REGISTERed with it (kept in its state dir; with an allow-list, ``fogctl mix serve
 --clients FILE``, only the keys listed may register), each packet authenticated by
-its tag; and it accepts UDP packets only from the addresses of nodes in its
-directory. Every refusal is counted (``submit_unregistered``, ``submit_bad_auth``,
-``register_refused``, ``dropped_unknown_source``). UDP source addresses can be
-forged on some networks: that check keeps strangers out, while the Sphinx MAC and
-the replay filter are what make a forged or replayed packet useless.
+its tag; and it accepts node-to-node packets (UDP datagrams, TCP PACKET frames) only
+from the addresses of nodes in its directory. Every refusal is counted
+(``submit_unregistered``, ``submit_bad_auth``, ``register_refused``,
+``dropped_unknown_source``). UDP source addresses can be
+forged on some networks, and a client on a node's own host shares its address:
+that check keeps strangers out, while the Sphinx MAC and the replay filter are what
+make a forged or replayed packet useless.
 
 Mix-to-mix transport is UDP by default, one packet per datagram: 2,432 bytes, above a
 1,500-byte Ethernet MTU, so the IP layer fragments it in two (a lost fragment loses
