@@ -582,7 +582,12 @@ class Agent:
                 raise ValueError
         except Exception:
             raise ProtocolError("malformed routing message", reason="routing") from None
-        self.peer_sv[peer] = {x for x in sv if isinstance(x, str)}
+        self.peer_sv[peer] = theirs = {x for x in sv if isinstance(x, str)}
+        # a bundle for the peer itself that it already has was delivered (its
+        # acknowledgement was lost, e.g. it crashed after storing it): let go of it
+        for rec in self.store.records():
+            if rec.id in theirs and _node_of(EID.parse(rec.destination)) == peer:
+                self.store.remove(rec.id, now=now)
         self.router.learn(peer, {str(k): v for k, v in adv.items()}, now / 1000)
         if self.router.acks:
             new = {x for x in acks if isinstance(x, str)} - self.acked
