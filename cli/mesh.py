@@ -48,7 +48,8 @@ must equal the node ID in its SESS_INIT); the dialling node by a SESS_INIT exten
 item (type 0xFC01) holding its certificate and a signature over the TLS channel
 binding and its node ID. The first key seen for a node ID is pinned (trust on first
 use); a later session with another key for that node is refused and logged. mesh
-status shows this node's key (tls_key); mesh keys pin NODE KEY pins a node's key in
+status shows this node's key (tls_key; made by mesh keys publish or the first TLS
+session); mesh keys pin NODE KEY pins a node's key in
 advance (a closed set), mesh keys pins lists the pins, mesh keys unpin NODE forgets one. A peer
 that does not offer TLS (another implementation) gets plain TCPCL with "on" and is
 refused with "require". Routing exchanges (summary vectors, PRoPHET tables) travel in

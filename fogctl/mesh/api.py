@@ -148,7 +148,12 @@ def bundles(state: State) -> list[BundleRecord]:
 
 
 def keys_publish(state: State, *, rotate: bool = False, name: str | None = None) -> MeshKeyRecord:
+    """This node's prekey bundle; also makes its TCPCL TLS key if missing, so 'mesh
+    status' can show the tls_key peers may pin in advance."""
+    from fogctl.mesh.tls import credentials
+
     a = _agent(state, name)
+    credentials(state, str(a.me))
     return a.key_record(a.publish_keys(rotate=rotate), True)
 
 

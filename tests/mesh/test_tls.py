@@ -218,6 +218,9 @@ def test_pin_commands(cli: Any) -> None:
     assert run("init").code == 0
     st = run("mesh", "status", "--json").record()
     assert st["tls_key"] is None  # no key until the node first speaks TLS
+    assert run("mesh", "keys", "publish", "--json").code == 0
+    st = run("mesh", "status", "--json").record()
+    assert isinstance(st["tls_key"], str) and len(st["tls_key"]) == 64
     key = "ab" * 32
     res = run("mesh", "keys", "pin", "bob", key, "--json")
     assert res.code == 0, res.stderr
