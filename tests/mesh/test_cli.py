@@ -42,6 +42,10 @@ def test_bad_input_is_one_line_with_exit_codes(cli: Any) -> None:
     assert res.code == 2 and "peer" in res.stderr
     res = cli("mesh", "keys", "trust", "dtn://unknown/")
     assert res.code == 2
+    res = cli("mesh", "serve", "--tls", "maybe")
+    assert res.code == 2 and "--tls" in res.stderr and "Traceback" not in res.stderr
+    res = cli("mesh", "keys", "pin", "dtn://", "ab" * 32)
+    assert res.code == 2 and "Traceback" not in res.stderr
 
 
 def test_sim_records_and_plot(cli: Any, tmp_path: Path) -> None:
