@@ -154,7 +154,8 @@ def _topology(state: State, now: float) -> Topology:
     path = _directory_path(state)
     if not path.exists():
         raise InvalidInput(
-            "no mix directory here: run 'fogctl mix directory fetch --from HOST:PORT' first"
+            "no mix directory here: run 'fogctl mix directory fetch' first "
+            "(--from HOST:PORT for a mix node, else the DHT)"
         )
     topo = Topology(load_directory(path), now)
     if not topo.by_id:
