@@ -268,6 +268,31 @@ def test_process_isolation_caps_cpu_and_memory(tmp_path: Path) -> None:
         ex.wait(h, timeout=10)
 
 
+def test_default_isolation_enforces_a_fractional_cpu_cap(tmp_path: Path) -> None:
+    """``fogctl submit``'s executor (default ``auto``) runs a module capped below one core
+    in a capped child process, and a module with a whole core on a thread of its own."""
+    import time
+
+    ex = WasmExecutor()
+    h = ex.start(_launch(tmp_path, _sum_spec(0, 10**12), 1, cpu=0.25))
+    try:
+        stats = ex.stats(h)
+        assert stats.pid is not None and stats.pid != os.getpid()
+        assert stats.cpu_cap in ("cgroup-v1", "cgroup-v2", "throttle")
+        poll(lambda: (ex.stats(h).cpu_seconds or 0) > 0.05, timeout=20)
+        c0, t0 = ex.stats(h).cpu_seconds or 0.0, time.monotonic()
+        poll(lambda: time.monotonic() - t0 > 1.5, timeout=5)
+        c1, t1 = ex.stats(h).cpu_seconds or 0.0, time.monotonic()
+        assert 0.02 < (c1 - c0) / (t1 - t0) <= 0.35  # 25% cap (+ throttling's catch-up)
+    finally:
+        ex.stop(h, grace=1)
+        ex.wait(h, timeout=10)
+    (tmp_path / "whole").mkdir()
+    h = ex.start(_launch(tmp_path / "whole", _sum_spec(0, 1000), 2, cpu=1))
+    assert ex.wait(h, timeout=30).ok  # type: ignore[union-attr]
+    assert ex.stats(h).pid in (None, os.getpid())  # ran on a thread here
+
+
 def test_bad_module_is_refused_before_a_process_starts(tmp_path: Path) -> None:
     from fogctl.errors import InvalidInput
 

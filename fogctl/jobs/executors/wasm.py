@@ -16,8 +16,10 @@ clock beyond what WASI gives, its own environment (the spec's ``env`` plus
   (``python -m fogctl.jobs.executors.wasm``) capped at the launch's ``cpu`` cores by a
   cgroup CPU quota where this process may create one (v2 ``cpu.max``, v1 CFS quota: the
   kernel mechanism behind ``docker --cpus``), else by CPU-time throttling (SIGSTOP and
-  SIGCONT every 50 ms, on measured CPU time). In the default ``isolation="thread"`` the
-  module runs on a thread of this process and a fractional cap is not enforced.
+  SIGCONT every 50 ms, on measured CPU time). With ``isolation="thread"`` the module
+  runs on a thread of this process (at most one core) and a fractional cap is not
+  enforced; the default ``isolation="auto"`` picks the child process exactly when the
+  launch's cap is below one core, so every limit a spec sets is enforced.
 * stop: the stop file ``/work/.fogctl-stop`` (and ``<checkpoint>/.fogctl-stop``)
   appears; a module that polls for it can save a checkpoint and exit 85; after
   ``grace`` seconds the epoch interruption traps it (reason ``stopped``).
@@ -782,26 +784,27 @@ class _Run:
 class WasmExecutor(Executor):
     """WASI modules with wasmtime (the default that needs no daemon).
 
-    ``isolation``: ``thread`` (default; in this process) or ``process`` (a child
-    process, so that a fractional CPU cap can be enforced and a crash of the module's
-    runtime cannot take this process down). ``snapshots``: snapshot every module that
-    has a checkpoint dir (else only those exporting ``fogctl:snapshot``), every
-    ``snapshot_interval`` seconds and when stopped. ``cpu_cap_method``: ``auto``
-    (cgroup where possible, else throttling) or ``throttle`` (default: the
-    ``FOGCTL_WASM_CAP_METHOD`` environment variable, else ``auto``).
+    ``isolation``: ``thread`` (in this process), ``process`` (a child process, so that
+    a fractional CPU cap can be enforced and a crash of the module's runtime cannot take
+    this process down) or ``auto`` (default: ``process`` for a launch capped below one
+    core, else ``thread``; a module's single thread never uses more than one core).
+    ``snapshots``: snapshot every module that has a checkpoint dir (else only those
+    exporting ``fogctl:snapshot``), every ``snapshot_interval`` seconds and when stopped.
+    ``cpu_cap_method``: ``auto`` (cgroup where possible, else throttling) or ``throttle``
+    (default: the ``FOGCTL_WASM_CAP_METHOD`` environment variable, else ``auto``).
     """
 
     name = "wasm"
 
     def __init__(
         self,
-        isolation: str = "thread",
+        isolation: str = "auto",
         snapshots: bool = False,
         snapshot_interval: float = 60.0,
         cpu_cap_method: str | None = None,
     ) -> None:
-        if isolation not in ("thread", "process"):
-            raise InvalidInput(f"wasm executor: isolation {isolation!r}: thread or process")
+        if isolation not in ("auto", "thread", "process"):
+            raise InvalidInput(f"wasm executor: isolation {isolation!r}: auto, thread or process")
         method = cpu_cap_method or os.environ.get("FOGCTL_WASM_CAP_METHOD") or "auto"
         if method not in ("auto", "throttle"):
             raise InvalidInput(f"wasm executor: CPU cap method {method!r}: auto or throttle")
@@ -821,7 +824,11 @@ class WasmExecutor(Executor):
             return ComponentStatus(False, "wasmtime", str(exc))
         from importlib.metadata import version
 
-        where = "in-process" if self.isolation == "thread" else "child process"
+        where = {
+            "thread": "in-process",
+            "process": "child process",
+            "auto": "in-process, or a child process for a fractional CPU cap",
+        }[self.isolation]
         return ComponentStatus(True, where, f"wasmtime {version('wasmtime')}")
 
     def accepts(self, spec: JobSpec) -> bool:
@@ -871,7 +878,10 @@ class WasmExecutor(Executor):
         )
         run = _Run(job=job, launch=launch)
         ref = f"wasm-{os.getpid()}-{next(self._ids)}"
-        if self.isolation == "thread":
+        isolation = self.isolation
+        if isolation == "auto":
+            isolation = "process" if launch.cpu_cap < 1 else "thread"
+        if isolation == "thread":
             engine = _engine(job.fuel is not None)
             module = self._module(engine, spec.wasm, data, digest, job.fuel is not None)
             run.ctl = _Ctl(engine)
@@ -885,7 +895,7 @@ class WasmExecutor(Executor):
             self._runs[ref] = run
         started = time.time()
         thread.start()
-        if self.isolation == "process":
+        if isolation == "process":
             run.spawned.wait(30)
             if run.spawn_error is not None:
                 with self._lock:
