@@ -1,7 +1,8 @@
 """The issue's scenario in pons-dtn (an independent simulator), for bench_mesh.py.
 
 Run with the Python of a virtual environment holding ``pons-dtn`` (it is not a fogctl
-dependency): ``PONS_PYTHON=/path/to/venv/bin/python python tests/bench/bench_mesh.py``.
+dependency): ``python3 -m venv /tmp/pons && /tmp/pons/bin/pip install pons-dtn==0.2.1``,
+then ``PONS_PYTHON=/tmp/pons/bin/python python tests/bench/bench_mesh.py``.
 Prints one JSON object per router.
 
 Contacts come from pons's own random-waypoint model (an independent realisation with
