@@ -152,10 +152,17 @@ def put_many(
     texts = {k: _text(k, v) for k, v in items.items()}
     if not texts:
         return []
-    if serving(state) and not bootstrap:
-        return [
-            _stored(service.call(state, "put", {"key": k, "value": v})[0]) for k, v in texts.items()
-        ]
+    if serving(state) and not bootstrap:  # one control connection per key, concurrently
+
+        def one(item: tuple[str, str]) -> Stored:
+            return _stored(service.call(state, "put", {"key": item[0], "value": item[1]})[0])
+
+        if len(texts) == 1:
+            return [one(next(iter(texts.items())))]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(texts))) as pool:
+            return list(pool.map(one, texts.items()))
 
     async def run(server: Any) -> list[Stored]:
         res = await asyncio.gather(*(server.put(k, v.encode("utf-8")) for k, v in texts.items()))
@@ -185,11 +192,17 @@ def get_many(
     wanted = list(dict.fromkeys(keys))
     if any(not k for k in wanted):
         raise InvalidInput("a DHT key must not be empty")
-    if serving(state) and not bootstrap:
-        return {
-            k: [_value(r) for r in service.call(state, "get", {"key": k, "signer": signer})]
-            for k in wanted
-        }
+    if serving(state) and not bootstrap:  # one control connection per key, concurrently
+
+        def one(key: str) -> list[SignedValue]:
+            return [_value(r) for r in service.call(state, "get", {"key": key, "signer": signer})]
+
+        if len(wanted) == 1:
+            return {wanted[0]: one(wanted[0])}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+            return dict(zip(wanted, pool.map(one, wanted), strict=True))
 
     async def run(server: Any) -> dict[str, list[SignedValue]]:
         found = await asyncio.gather(*(service.op_get(server, k, signer) for k in wanted))
