@@ -122,6 +122,25 @@ def bench_sim(quick: bool) -> dict[str, MeshSimRecord]:
             f"{r.overhead or 0:6.2f} (x{(r.overhead or 0) / (e.overhead or 1):.3f} epidemic)"
         )
 
+    # the same scenario on other seeds (other contacts and messages): how robust the
+    # one-run figures above are
+    seeds = range(2, 4) if quick else range(2, 7)
+    rows = []
+    for seed in seeds:
+        r = {x.router: x for x in run(["epidemic", "prophet", "spray"], **{**kw, "seed": seed})}
+        rows.append(r)
+    pd = [100 * (r["prophet"].delivery_ratio - r["epidemic"].delivery_ratio) for r in rows]
+    sd = [100 * (r["spray"].delivery_ratio - r["epidemic"].delivery_ratio) for r in rows]
+    po_ = [(r["prophet"].overhead or 0) / (r["epidemic"].overhead or 1) for r in rows]
+    so_ = [(r["spray"].overhead or 0) / (r["epidemic"].overhead or 1) for r in rows]
+    print(
+        f"  seeds {seeds.start}-{seeds.stop - 1}: PRoPHET delivery min "
+        f"{min(r['prophet'].delivery_ratio for r in rows):.3f}, vs epidemic "
+        f"{min(pd):+.1f}..{max(pd):+.1f} pts, overhead x{min(po_):.3f}..x{max(po_):.3f}; "
+        f"spray vs epidemic {min(sd):+.1f}..{max(sd):+.1f} pts, overhead "
+        f"x{min(so_):.3f}..x{max(so_):.3f}"
+    )
+
     buf = 10
     t = time.perf_counter()
     brecs = {r.router: r for r in run(routers, **kw, buffer=buf)}

@@ -79,6 +79,20 @@ def test_fuzz_extension_items(raw: bytes) -> None:
     assert encode_extensions(items) == raw
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_fuzz_session_offering_tls(raw: bytes, active: bool) -> None:
+    """Any bytes into a session that offers TLS: events or a ProtocolError, no crash;
+    after TlsNegotiated nothing more is parsed until tls_started()."""
+    s = TcpclSession("dtn://a/", active=active, can_tls=True)
+    try:
+        events = s.receive_data(raw)
+    except ProtocolError:
+        return
+    if TlsNegotiated() in events:
+        assert s.state == "tls" and events[-1] == TlsNegotiated()
+
+
 def test_authentication_item_is_bound_to_session_and_node_id(fog_home: Path) -> None:
     st, _ = State.create(fog_home)
     creds = credentials(st, "dtn://alice/")
