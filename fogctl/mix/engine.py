@@ -681,6 +681,9 @@ async def _serve(
 
     if opts.layer < 0 or opts.layer > sphinx.MAX_HOPS - 2:
         raise InvalidInput(f"--layer must be 0..{sphinx.MAX_HOPS - 2}")
+    if opts.transport not in ("udp", "tcp"):
+        raise InvalidInput(f"--transport must be udp or tcp, not {opts.transport!r}")
+    allowed = read_allow_list(opts.clients) if opts.clients is not None else None
     name = opts.name or f"{'provider' if opts.layer == 0 else 'mix'}-{opts.port}"
     if opts.use_identity:
         signer = identity_signer(state.require().identity())
@@ -707,7 +710,6 @@ async def _serve(
         params=params,
         rng=random.SystemRandom(),
     )
-    allowed = read_allow_list(opts.clients) if opts.clients is not None else None
     registry = ClientRegistry(state.subdir("mix") / name / "clients.txt", allowed)
     svc = NodeService(
         core,

@@ -142,3 +142,8 @@ def test_directory_hosts_stand_for_their_addresses() -> None:
     assert _addresses_of("::1") == {"::1"}
     assert _addresses_of("localhost") & {"127.0.0.1", "::1"}
     assert _addresses_of("name.invalid") == set()  # unresolvable: nobody is let in by it
+
+
+def test_serve_refuses_an_unknown_transport(cli: Any) -> None:
+    res = cli("mix", "serve", "--layer", "1", "--port", "0", "--transport", "pigeon")
+    assert res.code == 2 and "udp or tcp" in res.stderr and "Traceback" not in res.stderr
