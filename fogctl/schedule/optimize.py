@@ -22,12 +22,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fogctl.schedule.instance import OBJECTIVES, FloatArray, Instance, IntArray
+from fogctl.schedule.polish import IteratedSearch
 from fogctl.schedule.repair import Repairer
 
 __all__ = ["OptimizeResult", "Settings", "auto_settings", "nondominated", "optimize"]
@@ -44,6 +46,11 @@ class Settings:
     tol: float = 1e-3
     time_limit: float = 2.0
     seed: int = 0
+    directions: int = 12  # scalarised local searches after the evolution
+    kicks: int = 8  # iterated local search perturbations per direction
+    exact_share: float = 0.2  # MILP extremes end at this share of the time limit
+    seed_share: float = 0.4  # scalarised seeds end at this share of the time limit
+    evolve_share: float = 0.85  # the evolution ends at this share of the time limit
 
 
 @dataclass
@@ -75,12 +82,18 @@ def auto_settings(inst: Instance, algorithm: str, *, seed: int = 0) -> Settings:
         n_dirs = len(get_reference_directions("das-dennis", M, n_partitions=partitions))
         pop = max(pop, (n_dirs + 3) // 4 * 4)
     time_limit = min(1.6, 0.38 + scale * 1.2e-5)
+    directions, kicks, share = (
+        (32, 12, 0.6) if scale <= 2_000 else (16, 6, 0.75) if scale <= 20_000 else (8, 0, 0.85)
+    )
     return Settings(
         algorithm=algorithm,
         pop_size=pop,
         partitions=partitions,
         time_limit=time_limit,
         seed=seed,
+        directions=directions,
+        kicks=kicks,
+        evolve_share=share,
     )
 
 
@@ -105,6 +118,51 @@ def _unique_rows(X: IntArray) -> IntArray:
             seen.add(key)
             keep.append(i)
     return np.array(keep, dtype=np.int64)
+
+
+def _merge(
+    inst: Instance, arch_X: IntArray, arch_F: FloatArray, new: IntArray
+) -> tuple[IntArray, FloatArray]:
+    """The archive with the feasible rows of ``new`` added, non-dominated only."""
+    F, G = inst.evaluate(new)
+    ok = G <= 1e-9
+    X = np.concatenate([arch_X, new[ok]])
+    F = np.concatenate([arch_F, F[ok]])
+    keep = _unique_rows(X)
+    X, F = X[keep], F[keep]
+    front = nondominated(inst.select(F))
+    return X[front], F[front]
+
+
+def _scales(lin: Sequence[str], F: FloatArray) -> dict[str, float]:
+    """1 / the best value of each objective on ``F``: weights then compare relative gaps."""
+    best = np.abs(F.min(axis=0))
+    return {o: 1.0 / max(float(best[OBJECTIVES.index(o)]), 1e-12) for o in lin}
+
+
+def fixed_directions(lin: Sequence[str], F: FloatArray) -> list[dict[str, float]]:
+    """Weightings of the linear objectives ``lin`` for the scalarised search: each
+    alone, each pair and all together (each objective scaled by its best value on
+    ``F``, so the weights compare relative gaps), all together scaled by ``F``'s span."""
+    scale = _scales(lin, F)
+    out: list[dict[str, float]] = [{o: 1.0} for o in lin]
+    if len(lin) > 1:
+        for a in range(len(lin)):
+            for b in range(a + 1, len(lin)):
+                out.append({lin[a]: scale[lin[a]], lin[b]: scale[lin[b]]})
+        out.append(scale)
+        span = np.ptp(F, axis=0)
+        out.append({o: 1.0 / max(float(span[OBJECTIVES.index(o)]), 1e-12) for o in lin})
+    return out
+
+
+def random_direction(
+    lin: Sequence[str], F: FloatArray, rng: np.random.Generator
+) -> dict[str, float]:
+    """A uniformly random weighting of ``lin`` (relative gaps, as :func:`fixed_directions`)."""
+    scale = _scales(lin, F)
+    w = rng.dirichlet(np.ones(len(lin)))
+    return {o: float(w[i]) * scale[o] for i, o in enumerate(lin)}
 
 
 def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> OptimizeResult:
@@ -209,7 +267,7 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
             return is_duplicate
 
     # exact extremes (MILP) for the linear objectives, when the problem is small enough
-    from fogctl.schedule.exact import MAX_PAIRS, exact_balance, exact_extreme
+    from fogctl.schedule.exact import MAX_PAIRS, MAX_RELAXED_PAIRS, Model, exact_balance
     from fogctl.schedule.polish import LINEAR, cost_matrix
 
     seeds = list(seeds)
@@ -219,41 +277,48 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
             seeds.append(x_balance)
     lin = [o for o in inst.objectives if o in LINEAR]
     pairs = int(inst.elig_mask.sum())
+    model = Model(inst) if lin and pairs <= MAX_RELAXED_PAIRS else None
     # with a generation budget (no clock) only tiny problems get MILP extremes, so the
     # run stays short and reproducible
-    if lin and pairs <= (MAX_PAIRS if np.isfinite(settings.time_limit) else 150):
-        exact_end = started + 0.4 * settings.time_limit
-        jrow = np.arange(inst.J)
-        optimum: dict[str, float] = {}
-        targets: list[dict[str, float]] = [{o: 1.0} for o in lin]
-        k = 0
-        timed = bool(np.isfinite(exact_end))
-        # timed: while time is left; with a generation budget: the single objectives
-        while k < len(targets) and (time.perf_counter() < exact_end if timed else k < len(lin)):
-            weights = targets[k]
-            left = exact_end - time.perf_counter()
-            share = left / max(1, len(lin) - k) if k < len(lin) else left
-            C = cost_matrix(inst, weights)
-            if np.isfinite(settings.time_limit):
-                x_exact = exact_extreme(inst, C, share)
+    timed = bool(np.isfinite(settings.time_limit))
+    if model is not None and pairs <= (MAX_PAIRS if timed else 150):
+        exact_end = started + settings.exact_share * settings.time_limit
+        for k, name in enumerate(lin):
+            C = cost_matrix(inst, {name: 1.0})
+            if timed:
+                left = exact_end - time.perf_counter()
+                x_exact = model.solve(C, left / (len(lin) - k))
             else:  # a generation budget: a node budget keeps the result reproducible
-                x_exact = exact_extreme(inst, C, np.inf, node_limit=200)
-            k += 1
-            if x_exact is None:
-                continue
-            seeds.append(x_exact)
-            if len(weights) == 1:
-                (name,) = weights
-                optimum[name] = float(C[jrow, x_exact].sum())
-            if k == len(lin) and len(optimum) > 1:
-                # then the supported points between each pair of extremes, each
-                # objective scaled by its optimum (when time is left)
-                scale = {o: 1.0 / max(abs(v), 1e-12) for o, v in optimum.items()}
-                names = list(optimum)
-                for a in range(len(names)):
-                    for b in range(a + 1, len(names)):
-                        targets.append({names[a]: scale[names[a]], names[b]: scale[names[b]]})
-                targets.append(scale)
+                x_exact = model.solve(C, np.inf, node_limit=200)
+            if x_exact is not None:
+                seeds.append(x_exact)
+
+    # scalarised seeds: for each fixed direction (see fixed_directions) the best of the
+    # relaxation's rounded plan and the best seed, polished; their searches go on
+    # (kicks) after the evolution
+    searches: list[IteratedSearch] = []
+    jrow = np.arange(inst.J)[None, :]
+
+    def start_search(weights: Mapping[str, float], pool: IntArray, end: float) -> None:
+        C = cost_matrix(inst, weights)
+        starts = [pool[int(np.argmin(C[jrow, pool].sum(axis=1)))]]
+        if model is not None:
+            relaxed = model.round_relaxation(C, repairer.repair_one)
+            if relaxed is not None:
+                starts.append(relaxed)
+        searches.append(IteratedSearch(inst, starts, C, rng, deadline=end))
+
+    pending: list[dict[str, float]] = []  # fixed directions not searched yet
+    if lin and seeds:
+        pool = np.stack([np.asarray(x, dtype=np.int64) for x in seeds])
+        pool_F, pool_G = inst.evaluate(pool)
+        pool, pool_F = pool[pool_G <= 1e-9], pool_F[pool_G <= 1e-9]
+        seed_end = started + settings.seed_share * settings.time_limit
+        if len(pool):
+            pending = fixed_directions(lin, pool_F)
+            while pending and time.perf_counter() < seed_end:
+                start_search(pending.pop(0), pool, started + settings.time_limit)
+            seeds.extend(s.best for s in searches)
 
     # initial population: seeds first, then random eligible assignments
     pop = settings.pop_size
@@ -339,42 +404,36 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
             norm = norm[(norm < 1.1).all(axis=1)]
             hv = float(hypervolume(norm, ref=np.full(norm.shape[1], 1.1))) if len(norm) else 0.0
             history.append(hv)
-        if time.perf_counter() - started > 0.85 * settings.time_limit:
+        if time.perf_counter() - started > settings.evolve_share * settings.time_limit:
             break
         if gen >= max(settings.min_gen, settings.patience + 1):
             old = history[-settings.patience - 1]
             if history[-1] - old <= settings.tol * max(abs(history[-1]), 1e-12):
                 break
 
-    # polish the archive's extreme points (and its equal-weight point) by local search
+    # scalarised local search: the fixed directions' searches get kicks, a few each
+    # in turn, and random directions get searches of their own, while time is left
     if len(arch_X):
-        from fogctl.schedule.polish import polish, polish_balance
+        from fogctl.schedule.polish import polish_balance
 
-        polished: list[IntArray] = []
         polish_end = started + settings.time_limit
-        span_now = np.ptp(arch_F, axis=0)
-        span_now = np.where(span_now > 1e-12, span_now, 1.0)
-        directions: list[dict[str, float]] = [{o: 1.0} for o in lin]
-        if len(lin) > 1:
-            # supported points between each pair of objectives (each scaled by its best
-            # value on the front), the all-equal direction, and a few random ones
-            best = np.abs(arch_F.min(axis=0))
-            scale = {o: 1.0 / max(float(best[OBJECTIVES.index(o)]), 1e-12) for o in lin}
-            for a in range(len(lin)):
-                for b in range(a + 1, len(lin)):
-                    directions.append({lin[a]: scale[lin[a]], lin[b]: scale[lin[b]]})
-            directions.append(scale)
-            directions.append({o: 1.0 / span_now[OBJECTIVES.index(o)] for o in lin})
-            for _ in range(3):
-                w = rng.dirichlet(np.ones(len(lin)))
-                directions.append(
-                    {o: w[k] / span_now[OBJECTIVES.index(o)] for k, o in enumerate(lin)}
-                )
-        jrow = np.arange(inst.J)[None, :]
-        for weights in directions:
-            C = cost_matrix(inst, weights)
-            start = int(np.argmin(C[jrow, arch_X].sum(axis=1)))
-            polished.append(polish(inst, arch_X[start], C, deadline=polish_end))
+        for s in searches:
+            s.deadline = polish_end
+        if lin and not searches and not pending:
+            pending = fixed_directions(lin, arch_F)
+        rounds = 0
+        while time.perf_counter() < polish_end:
+            if pending:
+                start_search(pending.pop(0), arch_X, polish_end)
+            elif len(searches) < settings.directions and len(lin) > 1:
+                start_search(random_direction(lin, arch_F, rng), arch_X, polish_end)
+            elif rounds * 2 < settings.kicks:
+                rounds += 1
+                for search in searches:
+                    search.run(2)
+            else:
+                break
+        polished: list[IntArray] = [s.best for s in searches]
         if "balance" in inst.objectives:
             for start in np.argsort(arch_F[:, OBJECTIVES.index("balance")])[:3]:
                 polished.append(
@@ -383,15 +442,7 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
                     )
                 )
         if polished:
-            ex = np.stack(polished)
-            exF, exG = inst.evaluate(ex)
-            ok = exG <= 1e-9
-            arch_X = np.concatenate([arch_X, ex[ok]])
-            arch_F = np.concatenate([arch_F, exF[ok]])
-            keep = _unique_rows(arch_X)
-            arch_X, arch_F = arch_X[keep], arch_F[keep]
-            front = nondominated(inst.select(arch_F))
-            arch_X, arch_F = arch_X[front], arch_F[front]
+            arch_X, arch_F = _merge(inst, arch_X, arch_F, np.stack(polished))
 
     X_all, F_all = arch_X, arch_F
     return OptimizeResult(

@@ -19,13 +19,21 @@ dependencies included), else the input comes back unchanged.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from fogctl.schedule.instance import OBJECTIVES, FloatArray, Instance, IntArray
 
-__all__ = ["LINEAR", "cost_matrix", "polish", "polish_balance"]
+__all__ = [
+    "LINEAR",
+    "IteratedSearch",
+    "cost_matrix",
+    "iterated_polish",
+    "kick",
+    "polish",
+    "polish_balance",
+]
 
 LINEAR = ("latency", "trust", "cost", "price")
 EPS = 1e-9
@@ -100,45 +108,179 @@ def polish(
             res_m[n] -= inst.mem[j]
             y[j] = n
             changed = True
-        # 2. swaps between jobs on different nodes
-        if J <= MAX_SWAP_JOBS:
-            here = Cm[jidx, y]
-            other = Cm[:, y]  # other[i, j] = cost of job i on job j's node
-            delta = other + other.T - here[:, None] - here[None, :]
-            dc = inst.cpu[:, None] - inst.cpu[None, :]  # i leaves a, j arrives: a gains dc
-            dm = inst.mem[:, None] - inst.mem[None, :]
-            ok = (
-                (res_c[y][:, None] + dc >= -EPS)
-                & (res_c[y][None, :] - dc >= -EPS)
-                & (res_m[y][:, None] + dm >= -EPS)
-                & (res_m[y][None, :] - dm >= -EPS)
-                & (y[:, None] != y[None, :])
-                & np.isfinite(delta)
-            )
-            delta = np.where(ok, delta, np.inf)
-            flat = np.argsort(delta, axis=None)[: 4 * J]
-            used_jobs: set[int] = set()
-            used_nodes: set[int] = set()
-            for k in flat:
-                i, j = divmod(int(k), J)
-                if not delta[i, j] < -1e-12:
-                    break
-                a, b = int(y[i]), int(y[j])
-                if i in used_jobs or j in used_jobs or a in used_nodes or b in used_nodes:
-                    continue
-                res_c[a] += inst.cpu[i] - inst.cpu[j]
-                res_c[b] += inst.cpu[j] - inst.cpu[i]
-                res_m[a] += inst.mem[i] - inst.mem[j]
-                res_m[b] += inst.mem[j] - inst.mem[i]
-                y[i], y[j] = b, a
-                used_jobs.update((i, j))
-                used_nodes.update((a, b))
-                changed = True
+        # 2. ejection chains: job i takes job k's node, k moves to node m (m may be
+        #    i's old node: a swap), for the best disjoint chains of the round
+        if J <= MAX_SWAP_JOBS and _chains(inst, y, Cm, res_c, res_m):
+            changed = True
         if not changed:
             break
     if inst.violation(y[None, :])[0] > EPS:
         return np.asarray(x, dtype=np.int64)
     return y
+
+
+def _chains(
+    inst: Instance, y: IntArray, Cm: FloatArray, res_c: FloatArray, res_m: FloatArray
+) -> bool:
+    """Apply the best disjoint ejection chains ``i -> node(k)``, ``k -> m`` in place."""
+    J = inst.J
+    jidx = np.arange(J)
+    cpu, mem = inst.cpu, inst.mem
+    here = Cm[jidx, y]
+    other = Cm[:, y]  # other[i, k]: cost of job i on job k's node
+    # i fits on k's node once k has left it
+    fit_i = (
+        (res_c[y][None, :] + cpu[None, :] >= cpu[:, None] - EPS)
+        & (res_m[y][None, :] + mem[None, :] >= mem[:, None] - EPS)
+        & (y[:, None] != y[None, :])
+    )
+    # k's best other node with room now ...
+    room = (res_c[None, :] >= cpu[:, None] - EPS) & (res_m[None, :] >= mem[:, None] - EPS)
+    room[jidx, y] = False
+    away = np.where(room, Cm, np.inf)
+    best_m = np.argmin(away, axis=1)
+    best_c = away[jidx, best_m]
+    # ... or i's node, once i has left it (a swap)
+    back_ok = (res_c[y][:, None] + cpu[:, None] >= cpu[None, :] - EPS) & (
+        res_m[y][:, None] + mem[:, None] >= mem[None, :] - EPS
+    )
+    back = np.where(back_ok, other.T, np.inf)  # back[i, k]: cost of k on i's node
+    use_back = back <= best_c[None, :]
+    k_cost = np.where(use_back, back, best_c[None, :])
+    delta = other - here[:, None] + k_cost - here[None, :]
+    delta = np.where(fit_i & np.isfinite(delta), delta, np.inf)
+    flat = np.argsort(delta, axis=None)[: 4 * J]
+    used_jobs: set[int] = set()
+    used_nodes: set[int] = set()
+    changed = False
+    for f in flat:
+        i, k = divmod(int(f), J)
+        if not delta[i, k] < -1e-12:
+            break
+        a, b = int(y[i]), int(y[k])
+        m = a if use_back[i, k] else int(best_m[k])
+        if {i, k} & used_jobs or {a, b, m} & used_nodes:
+            continue
+        res_c[a] += cpu[i]
+        res_m[a] += mem[i]
+        res_c[b] += cpu[k] - cpu[i]
+        res_m[b] += mem[k] - mem[i]
+        res_c[m] -= cpu[k]
+        res_m[m] -= mem[k]
+        y[i], y[k] = b, m
+        used_jobs.update((i, k))
+        used_nodes.update((a, b, m))
+        changed = True
+    return changed
+
+
+def kick(inst: Instance, x: IntArray, C: FloatArray, rng: np.random.Generator) -> IntArray | None:
+    """A perturbation for iterated local search: empty one or two random nodes (and a
+    tenth of the other jobs), or move one gang to another region, then put the jobs
+    back greedily on ``C`` (random or smallest-first order, sometimes avoiding their
+    old node). ``None`` when the jobs do not all fit back."""
+    J, N = inst.J, inst.N
+    y = np.array(x, dtype=np.int64, copy=True)
+    res_c = inst.free_cpu - np.bincount(y, weights=inst.cpu, minlength=N).astype(float)
+    res_m = inst.free_mem - np.bincount(y, weights=inst.mem, minlength=N).astype(float)
+    movable = inst.pinned < 0
+    region = np.full(J, -1, dtype=np.int64)  # a gang member stays in (or moves to) a region
+    for members in inst.gangs:
+        region[members] = inst.region[y[members[0]]]
+    if inst.gangs and inst.n_regions > 1 and rng.random() < 0.25:
+        g = int(rng.integers(len(inst.gangs)))
+        members = inst.gangs[g]
+        if not movable[members].all():
+            return None
+        out = members
+        region[members] = (region[members[0]] + rng.integers(1, inst.n_regions)) % inst.n_regions
+        order = out[np.argsort(-inst.cpu[out], kind="stable")]
+    else:
+        nodes = rng.choice(N, size=min(N, int(rng.integers(1, 3))), replace=False)
+        free = movable & (inst.gang_of < 0)
+        out = np.nonzero(free & (np.isin(y, nodes) | (rng.random(J) < 0.1)))[0]
+        if not len(out):
+            return None
+        if rng.random() < 0.5:
+            order = rng.permutation(out)
+        else:
+            order = out[np.argsort(inst.cpu[out] / inst.node_cpu.max(), kind="stable")]
+    old = y.copy()
+    np.add.at(res_c, y[out], inst.cpu[out])
+    np.add.at(res_m, y[out], inst.mem[out])
+    avoid = rng.random() < 0.3
+    for j in order:
+        ok = inst.elig_mask[j] & (res_c >= inst.cpu[j] - EPS) & (res_m >= inst.mem[j] - EPS)
+        if region[j] >= 0:
+            ok &= inst.region == region[j]
+        if avoid and ok.sum() > 1:
+            ok[old[j]] = False
+        if not ok.any():
+            return None
+        n = int(np.argmin(np.where(ok, C[j], np.inf)))
+        y[j] = n
+        res_c[n] -= inst.cpu[j]
+        res_m[n] -= inst.mem[j]
+    return y
+
+
+class IteratedSearch:
+    """Iterated local search on ``sum C[j, x[j]]``: :func:`polish` each feasible
+    start at once and keep the best, then each :meth:`run` kicks (:func:`kick`) and
+    polishes again, keeping a result that is feasible and no worse. ``best`` is the
+    best feasible plan found (the first start if none is)."""
+
+    def __init__(
+        self,
+        inst: Instance,
+        starts: Sequence[IntArray],
+        C: FloatArray,
+        rng: np.random.Generator,
+        *,
+        deadline: float | None = None,
+    ) -> None:
+        self.inst, self.C, self.rng, self.deadline = inst, C, rng, deadline
+        self.jidx = np.arange(inst.J)
+        best: IntArray = np.asarray(starts[0], dtype=np.int64)
+        best_value = np.inf
+        for x in starts:
+            y = polish(inst, x, C, deadline=deadline)
+            v = float(C[self.jidx, y].sum())
+            if v < best_value and inst.violation(y[None, :])[0] <= EPS:
+                best, best_value = y, v
+        self.best = self.current = best
+        self.best_value = self.value = float(C[self.jidx, best].sum())
+
+    def run(self, kicks: int) -> None:
+        inst = self.inst
+        for _ in range(kicks):
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                return
+            y = kick(inst, self.current, self.C, self.rng)
+            if y is None:
+                continue
+            y = polish(inst, y, self.C, deadline=self.deadline)
+            v = float(self.C[self.jidx, y].sum())
+            if v > self.value + 1e-12 or inst.violation(y[None, :])[0] > EPS:
+                continue
+            self.current, self.value = y, v
+            if v < self.best_value - 1e-12:
+                self.best, self.best_value = y, v
+
+
+def iterated_polish(
+    inst: Instance,
+    x: IntArray,
+    C: FloatArray,
+    rng: np.random.Generator,
+    *,
+    kicks: int = 20,
+    deadline: float | None = None,
+) -> IntArray:
+    """:class:`IteratedSearch` with ``kicks`` perturbations; the best plan found."""
+    search = IteratedSearch(inst, [x], C, rng, deadline=deadline)
+    search.run(kicks)
+    return search.best
 
 
 def polish_balance(
