@@ -236,13 +236,20 @@ def lioness_encrypt_layers(keys: list[bytes], block: bytes) -> bytes:
     right = block[32:]
     if not right:
         raise ValueError("LIONESS block must be longer than 32 bytes")
-    for key in reversed(keys):
+    n = len(right)
+    h = _ffi.new("unsigned char[]", 32)
+    blake2b = _lib.crypto_generichash_blake2b_salt_personal
+    for key in reversed(keys):  # _s and _h inlined: this runs hops x 4 times per packet
         if len(key) != 128:
             raise ValueError("LIONESS needs a 128-byte key")
-        right = _s(left ^ int.from_bytes(key[:32], "little"), right)
-        left ^= _h(key[32:64], right)
-        right = _s(left ^ int.from_bytes(key[64:96], "little"), right)
-        left ^= _h(key[96:], right)
+        k1 = (left ^ int.from_bytes(key[:32], "little")).to_bytes(32, "little")
+        right = ChaCha20Poly1305(k1).encrypt(_ZERO_NONCE, right, None)[:n]
+        blake2b(h, 32, right, n, key[32:64], 32, _ffi.NULL, _ffi.NULL)
+        left ^= int.from_bytes(_ffi.buffer(h, 32), "little")
+        k3 = (left ^ int.from_bytes(key[64:96], "little")).to_bytes(32, "little")
+        right = ChaCha20Poly1305(k3).encrypt(_ZERO_NONCE, right, None)[:n]
+        blake2b(h, 32, right, n, key[96:], 32, _ffi.NULL, _ffi.NULL)
+        left ^= int.from_bytes(_ffi.buffer(h, 32), "little")
     return left.to_bytes(32, "little") + right
 
 

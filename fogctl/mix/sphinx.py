@@ -54,7 +54,6 @@ from fogctl.mix.primitives import (
     _clamped_representative,
     ct_equal,
     hkdf_sha256,
-    hmac_sha256,
     lioness_encrypt_layers,
     scalar_from_bytes,
     x25519_base_mul,
@@ -191,7 +190,9 @@ _K_ROUTING, _K_MAC, _K_PAYLOAD, _K_BLIND, _K_TAG = 0, 16, 48, 176, 240
 
 
 def _mac(key: bytes, beta: bytes) -> bytes:
-    return hmac_sha256(key, beta)[:MAC_SIZE]
+    h = HMAC(key, _SHA256)
+    h.update(beta)
+    return h.finalize()[:MAC_SIZE]
 
 
 def _surb_lioness(key: bytes) -> Lioness:
