@@ -114,6 +114,7 @@ class NodeConfig:
     quota: int = 256 * 1024 * 1024
     transports: list[str] = field(default_factory=list)  # fogctl.transports entry points
     tls: str = "on"  # TCPCL TLS: on, require, off (see fogctl.mesh.tls)
+    group_commit: bool = True  # False: one transaction per bundle (benchmark reference)
 
 
 @dataclass
@@ -319,7 +320,8 @@ class MeshNode:
                 offer: set[str] = set()
                 # group commit: every bundle and acknowledgement of this read in one
                 # transaction; the final XFER_ACKs go out only once it has committed
-                with self.agent.store.batch() if events else contextlib.nullcontext():
+                batch = events and self.config.group_commit
+                with self.agent.store.batch() if batch else contextlib.nullcontext():
                     for ev in events:
                         if isinstance(ev, SessionStarted):
                             link = self._session_up(ev, sess, writer, address, active, tls)
