@@ -62,14 +62,14 @@ Anonymity: with little traffic a message hides among few senders; fogctl mix ano
 estimates the sender entropy for a load instead of promising any.
 
 Measured (tests/bench/bench_mix.py on a shared 2-core AMD EPYC VM at load average
-3.3-4.5, each figure beside its same-run reference, medians of many short alternating
-rounds): per-hop processing 87-88 us against 61.6 us for its two X25519 operations
-(1.42x; the primitive calls alone are 1.38x); a 5-hop packet is created in 308-312 us
-(one fixed-base and five X25519: 173 us); against the sphinxmix package, creation is
-3.1-3.2x faster than its P-224 mode and 3.9-4.0x faster than its Curve25519 mode,
-per-hop processing 2.0x and 1.4x faster; a mix and a provider sharing one core relay
-2,100-2,900 packets/s over loopback UDP; measured hold times pass a
-Kolmogorov-Smirnov test against the configured exponential (p 0.05-0.13); a client's
+3-4.5, each figure beside its same-run reference, medians of many short alternating
+rounds): per-hop processing 87 us against 61.5 us for its two X25519 operations
+(1.41-1.42x; the primitive calls alone are 1.37-1.38x); a 5-hop packet is created in
+300 us (one fixed-base and five X25519: 172 us); against the sphinxmix package,
+creation is 3.1x faster than its P-224 mode and 4.0x faster than its Curve25519
+mode, per-hop processing 2.0x and 1.4x faster; a mix and a provider sharing one core
+relay 2,400-3,300 packets/s over loopback UDP; measured hold times pass a
+Kolmogorov-Smirnov test against the configured exponential (p 0.04-0.13); a client's
 inter-departure times with and without real messages are indistinguishable
 (two-sample KS p = 1.0).
 """
