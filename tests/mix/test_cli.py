@@ -205,3 +205,22 @@ def test_client_daemons_keep_cover_running_and_carry_send_recv_reply(
             t.join(15)
     assert results["alice"].role == "client"
     assert not daemon.socket_path(State(homes["alice"][0])).exists()
+
+
+def test_directory_publish_to_a_node_without_the_dht(
+    cli: Any, network: LocalNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fogctl.records import to_json_line
+    from tests.mix.conftest import make_descriptors
+
+    entry = f"127.0.0.1:{network.service(network.providers[0].id).port}"
+    extra = make_descriptors(1, 1, providers=1, now=time.time()).descriptors
+    path = tmp_path / "extra.jsonl"
+    path.write_text("".join(to_json_line(d) + "\n" for d in extra))
+    _use(monkeypatch, tmp_path / "op")
+    res = cli("mix", "directory", "publish", "--to", entry, "--no-dht", str(path), "--json")
+    assert res.code == 0, res.stderr
+    assert "DHT" not in res.stderr and len(res.records()) == 2
+    got = cli("mix", "directory", "fetch", "--from", entry, "--no-dht", "--json").records()
+    assert {d.id for d in extra} <= {r["id"] for r in got} and len(got) == 9
+    assert not (tmp_path / "op" / "dht.sock").exists()
