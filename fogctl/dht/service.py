@@ -401,6 +401,8 @@ async def _control(
 ) -> None:
     try:
         line = await reader.readline()
+        if not line.strip():  # a liveness probe (or a client gone): nothing to answer
+            return
         try:
             req = json.loads(line)
             if not isinstance(req, dict) or not isinstance(req.get("op"), str):
@@ -425,7 +427,8 @@ async def _control(
             for rec in records:
                 writer.write(_line({"record": rec}))
             writer.write(_line({"done": True}))
-        await writer.drain()
+        with contextlib.suppress(ConnectionError):  # the client left before the answer
+            await writer.drain()
     finally:
         writer.close()
 
