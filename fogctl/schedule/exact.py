@@ -11,7 +11,10 @@ are exact where the solver finishes in time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,6 +26,7 @@ __all__ = [
     "MAX_PAIRS",
     "MAX_RELAXED_PAIRS",
     "Model",
+    "enumerate_front",
     "exact_balance",
     "exact_extreme",
     "load_solver",
@@ -40,6 +44,24 @@ def load_solver() -> bool:
     except ImportError:  # pragma: no cover - scipy comes with pymoo
         return False
     return True
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """HiGHS sometimes prints debugging lines with C ``printf`` even with ``disp``
+    off; stdout carries records, so file descriptor 1 points at stderr meanwhile."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class Model:
@@ -106,13 +128,14 @@ class Model:
         from scipy.optimize import Bounds, milp
 
         cost = np.concatenate([C[self.jj, self.nn], np.zeros(self.n_vars - self.V)])
-        return milp(
-            cost,
-            constraints=self.constraints,
-            integrality=np.full(self.n_vars, 1 if integral else 0),
-            bounds=Bounds(0, 1),
-            options=options,
-        )
+        with _stdout_to_stderr():
+            return milp(
+                cost,
+                constraints=self.constraints,
+                integrality=np.full(self.n_vars, 1 if integral else 0),
+                bounds=Bounds(0, 1),
+                options=options,
+            )
 
     def solve(
         self, C: FloatArray, time_limit: float, *, node_limit: int | None = None
@@ -212,10 +235,16 @@ def exact_extreme(
 MAX_ENUMERATE = 1 << 16  # assignments; tiny problems get the exact balance extreme
 
 
-def exact_balance(inst: Instance) -> IntArray | None:
-    """The feasible plan of least utilisation variance, by enumerating every plan of
-    a tiny problem (at most :data:`MAX_ENUMERATE` eligible assignments), else None."""
+def enumerate_front(
+    inst: Instance, objectives: Sequence[int] | None = None
+) -> tuple[IntArray, FloatArray] | None:
+    """The exact Pareto front of a tiny problem (at most :data:`MAX_ENUMERATE`
+    eligible assignments), by evaluating every assignment: ``(X, F)`` of the
+    feasible non-dominated plans on the columns ``objectives`` (default: the
+    instance's), or None when the problem is bigger or has no feasible plan."""
     import itertools
+
+    from moocore import is_nondominated  # type: ignore[import-untyped]
 
     total = 1
     for e in inst.elig:
@@ -226,8 +255,21 @@ def exact_balance(inst: Instance) -> IntArray | None:
         return None
     rows = np.array(list(itertools.product(*(e.tolist() for e in inst.elig))), dtype=np.int64)
     F, G = inst.evaluate(rows)
-    ok = np.nonzero(G <= 1e-9)[0]
-    if not len(ok):
+    ok = G <= 1e-9
+    rows, F = rows[ok], F[ok]
+    if not len(rows):
         return None
-    best: IntArray = rows[ok[int(np.argmin(F[ok, 1]))]]
+    cols = list(inst.obj_cols if objectives is None else objectives)
+    front = np.asarray(is_nondominated(F[:, cols], keep_weakly=True), dtype=bool)
+    return rows[front], F[front]
+
+
+def exact_balance(inst: Instance) -> IntArray | None:
+    """The feasible plan of least utilisation variance, by enumerating every plan of
+    a tiny problem (at most :data:`MAX_ENUMERATE` eligible assignments), else None."""
+    found = enumerate_front(inst, [1])
+    if found is None:
+        return None
+    X, F = found
+    best: IntArray = X[int(np.argmin(F[:, 1]))]
     return best

@@ -42,8 +42,8 @@ class Settings:
     partitions: int = 0  # NSGA-III reference-direction partitions (0: derived)
     max_gen: int = 200
     min_gen: int = 8
-    patience: int = 12
-    tol: float = 1e-3
+    patience: int = 5  # generations the hypervolume plateau is measured over
+    tol: float = 0.01  # relative hypervolume gain below which it is a plateau
     time_limit: float = 2.0
     seed: int = 0
     directions: int = 12  # scalarised local searches after the evolution
@@ -62,6 +62,8 @@ class OptimizeResult:
     elapsed: float
     hv_history: list[float] = field(default_factory=list)
     settings: Settings | None = None
+    exact: bool = False  # the whole front, by enumerating every assignment
+    stopped: str = "time"  # why the evolution ended: time, plateau, generations, exact
 
 
 def auto_settings(inst: Instance, algorithm: str, *, seed: int = 0) -> Settings:
@@ -98,10 +100,15 @@ def auto_settings(inst: Instance, algorithm: str, *, seed: int = 0) -> Settings:
 
 
 def nondominated(F: FloatArray) -> IntArray:
-    """Indices of the rows of ``F`` no other row dominates (minimisation)."""
+    """Indices of the rows of ``F`` no other row dominates (minimisation); equal
+    rows are all kept."""
     n = len(F)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    if n > 64:
+        from moocore import is_nondominated
+
+        return np.nonzero(is_nondominated(F, keep_weakly=True))[0]
     le = (F[:, None, :] <= F[None, :, :]).all(axis=2)
     lt = (F[:, None, :] < F[None, :, :]).any(axis=2)
     dominated = (le & lt).any(axis=0)
@@ -118,6 +125,9 @@ def _unique_rows(X: IntArray) -> IntArray:
             seen.add(key)
             keep.append(i)
     return np.array(keep, dtype=np.int64)
+
+
+STALE = 4  # random directions in a row with nothing new, or kicks without a gain
 
 
 def _merge(
@@ -178,10 +188,23 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
         from pymoo.algorithms.moo.nsga3 import NSGA3
     else:
         from pymoo.algorithms.moo.nsga2 import NSGA2
-    from fogctl.schedule.exact import load_solver
+    from fogctl.schedule.exact import enumerate_front, load_solver
 
     load_solver()  # imports are not part of the time budget
     started = time.perf_counter()
+    # a tiny problem: every assignment evaluated, the exact front, no search
+    found = enumerate_front(inst)
+    if found is not None:
+        return OptimizeResult(
+            X=found[0],
+            F=found[1],
+            generations=0,
+            evaluations=int(np.prod([len(e) for e in inst.elig])),
+            elapsed=time.perf_counter() - started,
+            settings=settings,
+            exact=True,
+            stopped="exact",
+        )
     rng = np.random.default_rng(settings.seed)
     repairer = Repairer(inst, rng)
     n_eval = [0]
@@ -377,6 +400,7 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
     span: FloatArray | None = None
     history: list[float] = []
     gen = 0
+    stopped = "time"
     while algo.has_next():
         algo.next()
         gen += 1
@@ -409,7 +433,10 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
         if gen >= max(settings.min_gen, settings.patience + 1):
             old = history[-settings.patience - 1]
             if history[-1] - old <= settings.tol * max(abs(history[-1]), 1e-12):
+                stopped = "plateau"
                 break
+    else:
+        stopped = "generations"
 
     # scalarised local search: the fixed directions' searches get kicks, a few each
     # in turn, and random directions get searches of their own, while time is left
@@ -421,16 +448,25 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
             s.deadline = polish_end
         if lin and not searches and not pending:
             pending = fixed_directions(lin, arch_F)
+        # random directions until a few in a row find nothing new for the archive;
+        # then kicks, two at a time for each search still improving
+        stale = 0
         rounds = 0
         while time.perf_counter() < polish_end:
             if pending:
                 start_search(pending.pop(0), arch_X, polish_end)
-            elif len(searches) < settings.directions and len(lin) > 1:
+            elif len(searches) < settings.directions and len(lin) > 1 and stale < STALE:
                 start_search(random_direction(lin, arch_F, rng), arch_X, polish_end)
-            elif rounds * 2 < settings.kicks:
+                best = searches[-1].best
+                known = bool((arch_X == best).all(axis=1).any())
+                arch_X, arch_F = _merge(inst, arch_X, arch_F, best[None, :])
+                news = not known and bool((arch_X == best).all(axis=1).any())
+                stale = 0 if news else stale + 1
+            elif rounds * 2 < settings.kicks and any(s.stale < STALE for s in searches):
                 rounds += 1
                 for search in searches:
-                    search.run(2)
+                    if search.stale < STALE:
+                        search.run(2)
             else:
                 break
         polished: list[IntArray] = [s.best for s in searches]
@@ -453,4 +489,5 @@ def optimize(inst: Instance, seeds: list[IntArray], settings: Settings) -> Optim
         elapsed=time.perf_counter() - started,
         hv_history=history,
         settings=settings,
+        stopped=stopped,
     )

@@ -250,6 +250,7 @@ class IteratedSearch:
                 best, best_value = y, v
         self.best = self.current = best
         self.best_value = self.value = float(C[self.jidx, best].sum())
+        self.stale = 0  # kicks since the last gain
 
     def run(self, kicks: int) -> None:
         inst = self.inst
@@ -258,14 +259,19 @@ class IteratedSearch:
                 return
             y = kick(inst, self.current, self.C, self.rng)
             if y is None:
+                self.stale += 1
                 continue
             y = polish(inst, y, self.C, deadline=self.deadline)
             v = float(self.C[self.jidx, y].sum())
             if v > self.value + 1e-12 or inst.violation(y[None, :])[0] > EPS:
+                self.stale += 1
                 continue
             self.current, self.value = y, v
             if v < self.best_value - 1e-12:
                 self.best, self.best_value = y, v
+                self.stale = 0
+                continue
+            self.stale += 1
 
 
 def iterated_polish(
