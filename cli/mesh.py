@@ -61,7 +61,8 @@ BIB-HMAC-SHA2 and BCB-AES-GCM examples with the RFC's keys.
 Routing (mesh.router or --router, one per node): epidemic (summary-vector
 anti-entropy), prophet (RFC 6693: P_encounter_max 0.7, P_encounter_first 0.5, delta
 0.01, beta 0.9, gamma 0.999 per second, transitivity, aging, GRTR+ forwarding and
-acknowledgements of delivered bundles), spray (binary spray-and-wait, 8 copies),
+acknowledgements of delivered bundles), spray (binary spray-and-wait, L copies:
+--copies or mesh.spray_copies, default 8),
 flooding (managed flooding: relay within 10 minutes of reception while hops < 7) and
 direct (only to the destination). The routing cores are sans-IO: mesh sim runs the
 same code.
@@ -88,8 +89,8 @@ epidemic router, count every duplicate reception and report far more).
 
 Names: a node is dtn://NAME/ (mesh.name, --name, default the first 12 hex digits of
 the node id); messages go to dtn://NAME/inbox, routing exchanges to dtn://NAME/~routing.
-Configuration keys: mesh.name, mesh.router, mesh.tcpcl, mesh.mtcp, mesh.udp,
-mesh.peers, mesh.store_quota, mesh.tls (environment FOGCTL_MESH_NAME and so on)."""
+Configuration keys: mesh.name, mesh.router, mesh.spray_copies, mesh.tcpcl, mesh.mtcp,
+mesh.udp, mesh.peers, mesh.store_quota, mesh.tls (environment FOGCTL_MESH_NAME and so on)."""
 
 app = typer.Typer(help=MESH_HELP, no_args_is_help=True, short_help=MESH_HELP.split("\n")[0])
 keys_app = typer.Typer(
@@ -155,6 +156,15 @@ def serve(
             "default on)."
         ),
     ] = None,
+    copies: Annotated[
+        int | None,
+        typer.Option(
+            "--copies",
+            metavar="L",
+            help="Spray-and-wait: copies of each bundle this node makes (mesh.spray_copies; "
+            "default 8).",
+        ),
+    ] = None,
 ) -> None:
     """Run a DTN node in the foreground: bundle store, convergence layers, routing.
 
@@ -175,6 +185,7 @@ def serve(
         mdns=mdns,
         transports=transport or [],
         tls=tls,
+        copies=copies,
     )
 
 
@@ -388,6 +399,7 @@ def keys_unpin(
 @app.command(
     epilog=examples(
         "fogctl mesh sim --nodes 50 --router prophet",
+        "fogctl mesh sim --nodes 50 --router epidemic --router spray --copies 3 --table",
         "fogctl mesh sim --buffer 20 --plot sim.png --table",
         "fogctl mesh sim --trace examples/mesh-trace.txt --duration 600 --interval 10 "
         "--lifetime 300",
@@ -429,6 +441,9 @@ def sim(
     plot: Annotated[
         Path | None, typer.Option(help="Also write a bar chart (PNG or SVG) here.")
     ] = None,
+    copies: Annotated[
+        int, typer.Option("--copies", metavar="L", help="Spray-and-wait's copies per message.")
+    ] = 8,
 ) -> None:
     """Simulate contacts and compare routers: delivery ratio, latency, overhead.
 
@@ -458,7 +473,20 @@ def sim(
         buffer=buffer,
         trace=trace,
         seed=seed,
+        copies=copies,
     )
     if plot is not None:
         output.notice(f"wrote {plot}")
-    output.emit(recs)
+    output.emit(
+        recs,
+        columns=[
+            "router",
+            "nodes",
+            "messages",
+            "delivered",
+            "delivery_ratio",
+            "latency_median_s",
+            "overhead",
+            "dropped",
+        ],
+    )

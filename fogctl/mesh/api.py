@@ -61,6 +61,7 @@ def serve(
     mdns: bool = False,
     transports: Sequence[str] = (),
     tls: str | None = None,
+    copies: int | None = None,
 ) -> None:
     """Run a DTN node in the foreground until SIGTERM/SIGINT."""
     from fogctl.mesh.node import MeshNode, NodeConfig
@@ -75,9 +76,13 @@ def serve(
     tls_mode = str(state.config.get("mesh.tls", "on", flag=tls))
     if tls_mode not in ("on", "require", "off"):
         raise InvalidInput("--tls must be on, require or off (mesh.tls)")
+    options: dict[str, float | str] = {}
+    if r == "spray":
+        options["copies"] = spray_copies(state.config.get("mesh.spray_copies", 8, flag=copies))
     cfg = NodeConfig(
         name=node_name(state, name),
         router=r,
+        router_options=options,
         tcpcl=state.config.get("mesh.tcpcl", "127.0.0.1:4556", flag=tcpcl),
         mtcp=state.config.get("mesh.mtcp", None, flag=mtcp),
         udp=state.config.get("mesh.udp", None, flag=udp),
@@ -188,13 +193,26 @@ def keys_trust(state: State, what: str, *, fingerprint: str | None = None) -> li
     return [a.trust(what, fingerprint)]
 
 
+def spray_copies(value: object) -> int:
+    """Spray-and-wait's copy count L (``--copies``, ``mesh.spray_copies``): 1 to 1024."""
+    try:
+        n = int(str(value))
+    except ValueError:
+        raise InvalidInput(f"--copies {value!r}: expected a whole number") from None
+    if not 1 <= n <= 1024:
+        raise InvalidInput(f"--copies {n}: must be 1 to 1024")
+    return n
+
+
 def simulate(
     routers: Iterable[str],
     *,
     plot: Path | None = None,
+    copies: int | None = None,
     **kw: Any,
 ) -> list[MeshSimRecord]:
-    """Run a contact simulation (see :func:`fogctl.mesh.sim.run`), optionally plotting."""
+    """Run a contact simulation (see :func:`fogctl.mesh.sim.run`), optionally plotting;
+    ``copies`` is spray-and-wait's L."""
     from fogctl.mesh.routing import ROUTERS
     from fogctl.mesh.sim import plot_results, run
 
@@ -202,6 +220,8 @@ def simulate(
     for r in names:
         if r not in ROUTERS:
             raise InvalidInput(f"--router must be one of {', '.join(ROUTERS)}")
+    if copies is not None:
+        kw["options"] = {**kw.get("options", {}), "spray": {"copies": spray_copies(copies)}}
     recs = run(names, **kw)
     if plot is not None:
         plot_results(recs, plot)

@@ -105,6 +105,7 @@ def _hostport(text: str | None, default_port: int) -> tuple[str, int] | None:
 class NodeConfig:
     name: str
     router: str = "epidemic"
+    router_options: dict[str, float | str] = field(default_factory=dict)
     tcpcl: str | None = "127.0.0.1:4556"
     mtcp: str | None = None
     udp: str | None = None
@@ -144,7 +145,9 @@ class MeshNode:
         self.tcpcl_addr = _hostport(config.tcpcl, 4556)
         self.mtcp_addr = _hostport(config.mtcp, 4224)
         self.udp_addr = _hostport(config.udp, 4556)
-        self.agent = Agent(state, config.name, config.router, quota=config.quota)
+        self.agent = Agent(
+            state, config.name, config.router, dict(config.router_options), quota=config.quota
+        )
         self.links: dict[str, _Link] = {}
         self._dialing: set[Peer] = set()
         self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))

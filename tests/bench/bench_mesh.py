@@ -141,6 +141,33 @@ def bench_sim(quick: bool) -> dict[str, MeshSimRecord]:
         f"x{min(so_):.3f}..x{max(so_):.3f}"
     )
 
+    # The overhead ratio depends on the network size: epidemic with anti-entropy makes
+    # about nodes - 2 extra transfers per message, binary spray about L - 1, so spray
+    # at <= 1/20 of epidemic needs L - 1 <= (nodes - 2) / 20. At 40 nodes that is
+    # L <= 2.9 (L = 3 gives x0.051, L = 2 loses delivery); at the other size
+    # (`fogctl mesh sim --nodes 50`) L = 3 fits. One run, every target, same contacts:
+    kw50 = {**kw, "nodes": 50} if not quick else kw
+    r50 = {
+        x.router: x
+        for x in run(
+            ["epidemic", "prophet", "spray", "direct"], **kw50, options={"spray": {"copies": 3}}
+        )
+    }
+    e5, p5, s5, d5 = r50["epidemic"], r50["prophet"], r50["spray"], r50["direct"]
+    print(f"sim, {e5.nodes} nodes (`fogctl mesh sim --nodes {e5.nodes} --copies 3`), same run:")
+    for r in r50.values():
+        print(_row(r, e5))
+    pe5 = 100 * (p5.delivery_ratio - e5.delivery_ratio)
+    se5 = 100 * (s5.delivery_ratio - e5.delivery_ratio)
+    po5 = (p5.overhead or 0) / (e5.overhead or 1)
+    so5 = (s5.overhead or 0) / (e5.overhead or 1)
+    print(
+        f"  targets: PRoPHET >= 0.85 [{p5.delivery_ratio >= 0.85}], within 3 pts "
+        f"[{abs(pe5) <= 3}], overhead <= 1/3 [{po5 <= 1 / 3}]; spray (L=3) within 3 pts "
+        f"[{abs(se5) <= 3}], overhead <= 1/20 [{so5 <= 1 / 20}] (x{so5:.3f}); direct "
+        f"(floor) {d5.delivery_ratio:.3f}"
+    )
+
     buf = 10
     t = time.perf_counter()
     brecs = {r.router: r for r in run(routers, **kw, buffer=buf)}

@@ -109,3 +109,31 @@ def test_status_summarises_the_node(cli: Any) -> None:
     assert rec["kind"] == "mesh-status" and rec["node"] == "dtn://near/"
     assert rec["bundles"] == 1 and 0 < rec["store_bytes"] <= rec["store_quota"]
     assert rec["drops"] == {} and rec["inbox"] == 0
+
+
+def test_sim_spray_copies_bound_its_overhead(cli: Any) -> None:
+    """--copies L: binary spray makes at most L - 1 relay copies per message."""
+    args = ["mesh", "sim", "--nodes", "15", "--area", "300", "--duration", "1200"]
+    args += ["--lifetime", "400", "--router", "spray", "--json"]
+    few = cli(*args, "--copies", "2").records()[0]
+    many = cli(*args, "--copies", "8").records()[0]
+    assert few["overhead"] <= 1.0 + 1e-9  # one relay copy, plus the delivery itself
+    assert few["overhead"] < many["overhead"] <= 7.0 + 1e-9
+    res = cli("mesh", "sim", "--copies", "0")
+    assert res.code == 2 and "--copies" in res.stderr
+
+
+def test_serve_refuses_a_bad_copy_count(cli: Any) -> None:
+    assert cli("init", "-q").code == 0
+    res = cli("mesh", "serve", "--router", "spray", "--copies", "0", "--tcpcl", "off")
+    assert res.code == 2 and "--copies 0" in res.stderr
+
+
+def test_node_config_copies_reach_the_router(tmp_path: Path) -> None:
+    from fogctl.mesh.node import MeshNode, NodeConfig
+    from fogctl.mesh.routing import SprayAndWait
+    from fogctl.state import State
+
+    state = State.create(tmp_path / "n")[0]
+    node = MeshNode(state, NodeConfig("n", router="spray", router_options={"copies": 3}))
+    assert isinstance(node.agent.router, SprayAndWait) and node.agent.router.copies == 3
