@@ -139,6 +139,12 @@ def place(
         help="Time for the whole placement, heuristics and search (default: by problem "
         "size, under 2 s).",
     ),
+    headroom: str = typer.Option(
+        "soft",
+        "--headroom",
+        help="soft: a node's measured cpu use only makes it a worse choice (slower, "
+        "pricier, less balanced); strict: it also takes cores away.",
+    ),
     generations: int | None = typer.Option(
         None,
         "--generations",
@@ -164,8 +170,11 @@ def place(
     optimises a subset; the default algorithm is NSGA-III with reference directions
     for 4-5 objectives and NSGA-II for 1-3.
 
-    Model: the batch is placed at once onto each node's free capacity (cpu x (1 -
-    cpu_util), memory x (1 - memory_util)); a job starts when its dependencies
+    Model: the batch is placed at once onto each node's free capacity: its cores
+    minus those the --running jobs request, and memory x (1 - memory_util). A
+    node's measured cpu_util is a soft penalty (jobs there run slower, cost more and
+    unbalance the cluster), so a busy node still takes a job that fits its cores;
+    --headroom strict offers only cpu x (1 - cpu_util). A job starts when its dependencies
     (dependsOn) have finished and their results have crossed the network, after its
     node's dispatch latency, and runs estimateSeconds (default 60) times the node's
     slowdown (busy or hot nodes run slower). For SLA class S, activeDeadlineSeconds
@@ -228,6 +237,7 @@ def place(
         seed=seed,
         time_limit=time_limit,
         generations=generations,
+        headroom=headroom,
     )
     for msg in plan.notices:
         output.notice(msg)
@@ -301,6 +311,12 @@ def price(
     bid: str | None = typer.Option(
         None, "--bid", help="Only nodes selling this bid type: spot, on-demand or reserved."
     ),
+    headroom: str = typer.Option(
+        "soft",
+        "--headroom",
+        help="soft: a node's measured cpu use only makes it a worse choice (slower, "
+        "pricier, less balanced); strict: it also takes cores away.",
+    ),
 ) -> None:
     """Quote what each job costs on the marketplace: one quote record per job.
 
@@ -323,7 +339,11 @@ def price(
     if bid is not None and bid not in BIDS:
         raise InvalidInput(f"--bid: choose from {', '.join(BIDS)}, got {bid!r}")
     quotes = engine.quote_jobs(
-        engine.load_nodes(source), engine.load_jobs(jobs), every_node=every, bid=bid
+        engine.load_nodes(source),
+        engine.load_jobs(jobs),
+        every_node=every,
+        bid=bid,
+        headroom=headroom,
     )
     output.emit(quotes, columns=["job", "node", "bid", "tier", "hours", "price", "cheapest"])
 

@@ -34,6 +34,7 @@ from fogctl.schedule.model import (
     check_problem,
     job_from_spec,
     node_from_record,
+    reserve,
 )
 from fogctl.schedule.optimize import auto_settings, nondominated, optimize
 from fogctl.schedule.preempt import Preemption, plan_preemptions
@@ -211,6 +212,7 @@ def schedule(
     seed: int = 0,
     time_limit: float | None = None,
     generations: int | None = None,
+    headroom: str = "soft",
 ) -> Plan:
     """Place ``jobs`` on ``nodes``; return the chosen plan, the front and statistics.
 
@@ -222,6 +224,10 @@ def schedule(
     to the search), so its
     result depends on the machine's speed; with ``generations`` (and no time limit)
     it runs at most that many generations and the same ``seed`` gives the same plan.
+
+    ``headroom`` (``soft`` or ``strict``) says whether a node's measured cpu use is
+    only a penalty or also takes cores away (:mod:`fogctl.schedule.model`); the
+    cores the ``running`` jobs request are set aside either way.
     """
     started = time.perf_counter()
     if algorithm not in ALGORITHMS:
@@ -231,11 +237,12 @@ def schedule(
     usable: list[Node] = []
     skipped = []
     for rec in nodes:
-        node = node_from_record(rec)
+        node = node_from_record(rec, headroom=headroom)
         if node is None:
             skipped.append(rec.id)
         else:
             usable.append(node)
+    usable = reserve(usable, running)
     if skipped:
         notices.append(f"skipped {len(skipped)} node(s) without cpu/memory: {skipped[0]}...")
     if not jobs:
@@ -479,11 +486,12 @@ def quote_jobs(
     *,
     every_node: bool = False,
     bid: str | None = None,
+    headroom: str = "soft",
 ) -> list[QuoteRecord]:
     """Marketplace quotes: each job's cheapest eligible node, or every eligible node."""
     from fogctl.schedule import pricing
 
-    usable = [n for n in (node_from_record(r) for r in nodes) if n is not None]
+    usable = [n for n in (node_from_record(r, headroom=headroom) for r in nodes) if n is not None]
     usable = [n for n in usable if n.accepts_work and (bid is None or n.bid == bid)]
     if not usable:
         raise InvalidInput("no node to quote on" + (f" with bid type {bid}" if bid else ""))

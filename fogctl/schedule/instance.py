@@ -77,7 +77,10 @@ class Instance:
         self.free_mem = np.array(
             [n.free_memory + self.extra_memory.get(n.id, 0.0) for n in nodes], dtype=float
         )
-        self.used_cpu = self.node_cpu - self.free_cpu
+        # in use before the plan (what preemption frees no longer counts)
+        self.used_cpu = np.array(
+            [n.busy_cpu - self.extra_cpu.get(n.id, 0.0) for n in nodes], dtype=float
+        )
         self.used_mem = self.node_mem - self.free_mem
         self.lat = np.array([n.latency_ms for n in nodes], dtype=float)
         self.trust = np.array([n.trust for n in nodes], dtype=float)

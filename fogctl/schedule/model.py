@@ -5,15 +5,27 @@ Plain data, no numpy: :class:`Job` is the scheduler's own job type (adapted from
 (built from a ``node`` record by :func:`node_from_record`), :class:`Running` is a job
 already running on a node (a candidate for preemption).
 
-Capacity model: a plan places the batch at once onto the nodes' *free* capacity
-(``cpu * (1 - cpu_util)`` cores and ``memory * (1 - memory_util)`` bytes), as a
-Kubernetes scheduler places pods; a job then waits only for its dependencies. A job
-runs ``estimate_seconds`` times the node's slowdown (contention and heat) and starts
-after the node's dispatch latency; results cross between nodes in one round trip.
+Capacity model: a plan places the batch at once onto the nodes' *free* capacity, as a
+Kubernetes scheduler places pods against allocatable resources minus the requests
+of the pods already there; a job then waits only for its dependencies.
+
+* cpu (time-shared): with the default ``soft`` headroom a node offers all its cores
+  minus the requests of the running jobs the scheduler is told about (``--running``);
+  its measured ``cpu_util`` does not take cores away but makes jobs there slower
+  (slowdown ``1 + cpu_util / 2``), raises its price and counts in the balance
+  objective, so busy nodes are avoided when there is a choice. With ``strict``
+  headroom a node offers only ``cpu * (1 - cpu_util)`` cores.
+* memory (not time-shared): always ``memory * (1 - memory_util)`` bytes, the
+  memory the node reports available.
+
+A job runs ``estimate_seconds`` times the node's slowdown (contention and heat) and
+starts after the node's dispatch latency; results cross between nodes in one round
+trip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +39,7 @@ __all__ = [
     "DEFAULT_ESTIMATE_SECONDS",
     "DEFAULT_LATENCY_MS",
     "DEFAULT_TRUST",
+    "HEADROOM",
     "SLA_CLASSES",
     "TIERS",
     "Job",
@@ -35,10 +48,12 @@ __all__ = [
     "check_problem",
     "job_from_spec",
     "node_from_record",
+    "reserve",
     "topological_order",
 ]
 
 SLA_CLASSES = ("S", "A", "B")
+HEADROOM = ("soft", "strict")
 BIDS = ("spot", "on-demand", "reserved")
 TIERS = ("basic", "standard", "premium")
 DEFAULT_ESTIMATE_SECONDS = 60.0
@@ -102,10 +117,20 @@ class Node:
     operator: str = ""
     battery: float | None = None
     temperature_c: float | None = None
+    headroom: str = "soft"  # soft: cpu_util is a penalty; strict: it takes cores away
+    reserved_cpu: float = 0.0  # cores requested by running jobs the scheduler knows
 
     @property
     def free_cpu(self) -> float:
-        return self.cpu * (1.0 - self.cpu_util)
+        """Cores a plan may use (see the capacity model above)."""
+        if self.headroom == "strict":
+            return self.cpu * (1.0 - self.cpu_util)
+        return max(self.cpu - self.reserved_cpu, 0.0)
+
+    @property
+    def busy_cpu(self) -> float:
+        """Cores in use before the plan: measured, or requested by running jobs."""
+        return max(self.cpu * self.cpu_util, self.reserved_cpu)
 
     @property
     def free_memory(self) -> float:
@@ -135,11 +160,15 @@ def _unit(value: float | None, name: str, node: str, default: float) -> float:
     return float(value)
 
 
-def node_from_record(rec: NodeRecord) -> Node | None:
+def node_from_record(rec: NodeRecord, *, headroom: str = "soft") -> Node | None:
     """A :class:`Node` from a ``node`` record; ``None`` when it offers no capacity.
 
-    Raises :class:`InvalidInput` naming the node for an out-of-range field.
+    ``headroom`` is ``soft`` (measured cpu use is a penalty) or ``strict`` (it takes
+    cores away); see the capacity model above. Raises :class:`InvalidInput` naming
+    the node for an out-of-range field.
     """
+    if headroom not in HEADROOM:
+        raise InvalidInput(f"--headroom: choose from {', '.join(HEADROOM)}, got {headroom!r}")
     if rec.cpu is None or rec.memory is None:
         return None
     if not math.isfinite(rec.cpu) or rec.cpu < 0 or rec.memory < 0:
@@ -174,7 +203,16 @@ def node_from_record(rec: NodeRecord) -> Node | None:
         operator=rec.operator or "",
         battery=None if rec.battery is None else _unit(rec.battery, "battery", rec.id, 1.0),
         temperature_c=rec.temperature_c,
+        headroom=headroom,
     )
+
+
+def reserve(nodes: Sequence[Node], running: Sequence[Running]) -> list[Node]:
+    """``nodes`` with the cores the ``running`` jobs request on each set aside."""
+    held: dict[str, float] = {}
+    for r in running:
+        held[r.node] = held.get(r.node, 0.0) + r.cpu
+    return [dataclasses.replace(n, reserved_cpu=held[n.id]) if n.id in held else n for n in nodes]
 
 
 def job_from_spec(spec: Any) -> Job:

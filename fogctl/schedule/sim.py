@@ -89,7 +89,12 @@ def _workload(cfg: SimConfig, rng: np.random.Generator) -> tuple[list[Node], lis
     records = (
         list(cfg.node_records) if cfg.node_records is not None else generate_nodes(cfg.nodes, rng)
     )
-    nodes = [n for n in (node_from_record(r) for r in records) if n is not None and n.accepts_work]
+    # the nodes' background load holds cores for the whole run (strict headroom)
+    nodes = [
+        n
+        for n in (node_from_record(r, headroom="strict") for r in records)
+        if n is not None and n.accepts_work
+    ]
     if not nodes:
         raise InvalidInput("sim: no usable nodes")
     free = sum(n.free_cpu for n in nodes)

@@ -207,7 +207,7 @@ def test_cycle_and_gang_errors(cli: Any, write: Any) -> None:
     assert res.code == 2 and "dependency cycle" in res.stderr and "a" in res.stderr
     gang = write(
         "gang.yaml",
-        spec_yaml([{"name": f"w{i}", "cpu": 12, "gang": "huge"} for i in range(4)]),
+        spec_yaml([{"name": f"w{i}", "cpu": 20, "gang": "huge"} for i in range(4)]),
     )
     res = cli("schedule", "--nodes", NODES, "--jobs", gang)
     assert res.code == 2 and "gang huge" in res.stderr and "w0" in res.stderr
@@ -260,7 +260,9 @@ def test_preemption_names_the_evicted_jobs(cli: Any, write: Any) -> None:
             ]
         ),
     )
-    assert cli("schedule", "--nodes", nodes, "--jobs", urgent).code == 2
+    # without --running the busy nodes' cores are free (soft headroom); strict: full
+    assert cli("schedule", "--nodes", nodes, "--jobs", urgent).code == 0
+    assert cli("schedule", "--nodes", nodes, "--jobs", urgent, "--headroom", "strict").code == 2
     res = cli("schedule", "--nodes", nodes, "--jobs", urgent, "--running", running, "--json")
     assert res.code == 0, res.stderr
     (rec,) = res.records()
@@ -373,14 +375,11 @@ def test_places_on_this_machine_from_its_own_node_record(
     assert rec.cpu and rec.memory
     jobs = write("one.yaml", spec_yaml([{"name": "tiny", "cpu": 0.01, "memory": "8Mi"}]))
     res = cli("schedule", "--jobs", jobs, "-", "--json", *FAST, input=nodes_jsonl([rec]))
-    free = rec.cpu * (1 - (rec.cpu_util or 0.0))
-    if free < 0.01:  # a saturated machine (shared CI) has no room: said so, exit 2
-        assert res.code == 2 and "tiny" in res.stderr
-    else:
-        assert res.code == 0, res.stderr
-        (a,) = res.records()
-        assert a["node"] == rec.id
-        assert a["objectives"]["latency_ms"] == 100.0  # not measured: the default
+    # however busy the machine is, a job that fits its cores is placed (soft headroom)
+    assert res.code == 0, res.stderr
+    (a,) = res.records()
+    assert a["node"] == rec.id
+    assert a["objectives"]["latency_ms"] == 100.0  # not measured: the default
     # and job specs on stdin with nodes from a file
     text = Path(jobs).read_text()
     res = cli("schedule", "--jobs", "-", "--nodes", NODES, "--json", *FAST, input=text)

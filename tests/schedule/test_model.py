@@ -10,6 +10,7 @@ from fogctl.schedule.model import (
     Running,
     check_problem,
     node_from_record,
+    reserve,
     topological_order,
 )
 
@@ -23,8 +24,17 @@ def nodes(*specs: tuple[str, float, float]) -> list:
 def test_node_defaults_and_capacity() -> None:
     n = node_from_record(node("a", 8, 16, cpu_util=0.25, memory_util=0.5))
     assert n is not None
-    assert n.free_cpu == 6.0
-    assert n.free_memory == 8 * GIB
+    # soft headroom (default): measured cpu use takes no cores away, but counts as busy
+    assert n.free_cpu == 8.0 and n.busy_cpu == 2.0 and n.slowdown == 1.125
+    # running jobs the scheduler is told about hold their cores
+    (held,) = reserve([n], [Running("r", "a", 3.0, GIB), Running("elsewhere", "b", 1.0, GIB)])
+    assert held.free_cpu == 5.0 and held.busy_cpu == 3.0
+    strict = node_from_record(node("a", 8, 16, cpu_util=0.25, memory_util=0.5), headroom="strict")
+    assert strict is not None and strict.free_cpu == 6.0
+    # memory is not time-shared: what the node reports in use is never offered
+    assert n.free_memory == strict.free_memory == 8 * GIB
+    with pytest.raises(InvalidInput, match="--headroom"):
+        node_from_record(node("a"), headroom="loose")
     assert n.trust == 0.5 and n.bid == "on-demand" and n.tier == "standard"
     assert node_from_record(NodeRecord(id="x")) is None  # no capacity: not usable
 
@@ -133,15 +143,15 @@ def test_allow_partial_drops_dependents_and_gang() -> None:
 
 
 def test_running_jobs_make_sla_s_fit() -> None:
-    ns = nodes(("a", 4, 8))
     urgent = job("urgent", cpu=4, sla="S", priority=10)
-    with pytest.raises(InvalidInput):
-        check_problem([urgent], [node_from_record(node("a", 4, 8, cpu_util=0.5))])
     running = [Running("low", "a", 2.0, GIB, priority=1)]
-    n = node_from_record(node("a", 4, 8, cpu_util=0.5))
-    assert n is not None
-    check_problem([urgent], [n], running=running)
-    assert ns
+    for headroom in ("soft", "strict"):
+        n = node_from_record(node("a", 4, 8, cpu_util=0.5), headroom=headroom)
+        assert n is not None
+        (held,) = reserve([n], running)
+        with pytest.raises(InvalidInput):
+            check_problem([urgent], [held])
+        check_problem([urgent], [held], running=running)  # evicting "low" makes room
 
 
 def test_topological_order_is_stable() -> None:

@@ -3,7 +3,6 @@ this node's record -> fogctl schedule -> fogctl submit --wait -."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,8 +32,8 @@ def test_schedule_then_submit_runs_the_plan(cli: Any, fresh_state: Any, write: A
     from fogctl.node import node_record
 
     assert cli("jobs", "image", "busybox").code == 0  # fogctl/busybox:1, no registry
-    # this machine's own record, with room (a shared test box may report full cpu)
-    me = dataclasses.replace(node_record(fresh_state), cpu_util=0.1, memory_util=0.2)
+    # this machine's own record as measured (a busy shared box still takes the jobs)
+    me = node_record(fresh_state)
     jobs = write(
         "two.yaml",
         spec_yaml(

@@ -10,7 +10,10 @@ from .conftest import GIB, job
 
 
 def full(id: str, cpu: float = 4) -> Node:
-    return Node(id, cpu=cpu, memory=8 * GIB, cpu_util=1.0, memory_util=0.5, latency_ms=5)
+    """A node measured fully busy, with strict headroom: no core left for new work."""
+    return Node(
+        id, cpu=cpu, memory=8 * GIB, cpu_util=1.0, memory_util=0.5, latency_ms=5, headroom="strict"
+    )
 
 
 def test_preempts_fewest_lowest_priority_jobs() -> None:

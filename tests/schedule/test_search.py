@@ -185,10 +185,27 @@ def test_batch_that_leaves_an_sla_s_job_out_preempts_for_it() -> None:
         job("s1", cpu=2, sla="S", priority=9, deadline_seconds=600, estimate_seconds=60),
         job("s2", cpu=2, sla="S", priority=8, deadline_seconds=600, estimate_seconds=60),
     ]
-    plan = schedule(nodes, jobs, running=running, generations=5)
+    plan = schedule(nodes, jobs, running=running, generations=5, headroom="strict")
     by = {r.job: r for r in plan.assignments}
     assert {by["s1"].node, by["s2"].node} == {"a", "b"}
     evicting = [r for r in plan.assignments if r.preempts]
     assert len(evicting) == 1 and evicting[0].node == "b" and evicting[0].preempts == ("low",)
     with pytest.raises(InvalidInput, match="not enough free capacity"):
-        schedule(nodes, jobs, generations=5)
+        schedule(nodes, jobs, generations=5, headroom="strict")
+
+
+def test_busy_nodes_take_work_that_fits_their_cores_unless_headroom_is_strict() -> None:
+    """A node measured 100% busy (the shared box this runs on, often) still takes a
+    job that fits its cores; it is the worse choice when another node is idle."""
+    from fogctl.schedule.engine import schedule
+
+    from .conftest import node
+
+    busy = [node("busy", 4, 8, cpu_util=1.0, latency_ms=5)]
+    plan = schedule(busy, [job("j", cpu=2)], generations=3)
+    assert [a.node for a in plan.assignments] == ["busy"]
+    with pytest.raises(InvalidInput, match="more than any node offers"):
+        schedule(busy, [job("j", cpu=2)], generations=3, headroom="strict")
+    both = [*busy, node("idle", 4, 8, cpu_util=0.0, latency_ms=5)]
+    plan = schedule(both, [job("j", cpu=2)], generations=3)
+    assert [a.node for a in plan.assignments] == ["idle"]
