@@ -273,8 +273,14 @@ def _summary(plan: Any) -> str:
     placed = sum(1 for a in plan.assignments if a.node is not None)
     left = len(plan.assignments) - placed
     text = f"placed {placed} job(s) on {s.get('nodes')} node(s) with {plan.algorithm}"
+    if s.get("stopped") == "exact":
+        text += f" (exact front of {s['front']} plans: every assignment evaluated"
+    elif "generations" in s:
+        why = {"plateau": "front stopped improving", "time": "time limit"}.get(
+            s.get("stopped", ""), "generation limit"
+        )
+        text += f" ({s['generations']} generations, {why}, front of {s['front']} plans"
     if "generations" in s:
-        text += f" ({s['generations']} generations, front of {s['front']} plans"
         if "hypervolume" in s:
             text += (
                 f", hypervolume {s['hypervolume']:.3f} vs best heuristic "

@@ -347,6 +347,7 @@ def schedule(
             evaluations=res.evaluations,
             population=settings.pop_size,
             optimize_seconds=round(res.elapsed, 4),
+            stopped=res.stopped,
         )
         if len(X) == 0:
             raise InvalidInput("no feasible plan found", hint="--allow-partial places the rest")
