@@ -148,7 +148,6 @@ def bench_latency(runs: int) -> None:
         (100, 20, 0.5, runs, 3, False),
         (1000, 100, 2.0, max(3, runs // 2), 1, False),
         (100, 20, 0.5, runs, 3, True),
-        (1000, 100, 2.0, max(3, runs // 2), 1, True),
     ):
         records, jobs, inst = instance(n_jobs, n_nodes, seed=n_jobs, capacity_only=cap_only)
         schedule(records, jobs, seed=0)  # warm-up: imports are not part of the figure
@@ -191,34 +190,64 @@ def bench_latency(runs: int) -> None:
         )
 
 
+def _small(n_jobs: int, n_nodes: int, seed: int, load: float = 0.7) -> Instance:
+    rng = np.random.default_rng(seed)
+    recs = generate_nodes(n_nodes, rng)
+    nodes = [n for n in (node_from_record(r) for r in recs) if n is not None]
+    free = sum(n.free_cpu for n in nodes if n.accepts_work)
+    jobs = generate_jobs(n_jobs, rng, free_cpu=free, load=load, gangs=1)
+    p = check_problem(jobs, nodes)
+    return Instance(p.jobs, p.nodes)
+
+
 def bench_ablation() -> None:
     """NSGA-III vs NSGA-II at five objectives, and what seeding with the heuristics
     adds: hypervolume of each front in one space normalised over all of them."""
     from fogctl.schedule.optimize import auto_settings, optimize
 
-    print("\n== ablation on 100x20 (full): same time budget, 3 seeds each, median HV")
-    _, _, inst = instance(100, 20, seed=100)
-    heur = _complete(inst, {h: run_heuristic(inst, h) for h in SEEDS})
-    seeds = list(heur.values())
-    fronts: dict[str, list[np.ndarray]] = {}
-    for label, algo, use_seeds in (
+    print("\n== ablation: 5 objectives, same (default) time budget, 3 seeds per instance")
+    print("   hypervolume in one space normalised over every front of the instance")
+    variants = (
         ("nsga3 + seeds (default)", "nsga3", True),
         ("nsga2 + seeds", "nsga2", True),
         ("nsga3, random start", "nsga3", False),
         ("nsga2, random start", "nsga2", False),
-    ):
-        for seed in range(3):
-            st = auto_settings(inst, algo, seed=seed)
-            res = optimize(inst, seeds if use_seeds else [], st)
-            fronts.setdefault(label, []).append(res.F)
-    F_h = inst.evaluate(np.stack(seeds))[0]
-    everything = np.concatenate([F_h, *[f for fs in fronts.values() for f in fs]])
-    best_h = max(hypervolume_ratio(p[None, :], everything)[0] for p in F_h)
-    print(f"{'variant':>26} {'HV median':>10} {'vs best heuristic':>18}")
-    for label, fs in fronts.items():
-        hv = statistics.median(hypervolume_ratio(f, everything)[0] for f in fs)
-        print(f"{label:>26} {hv:>10.4f} {hv / best_h:>17.1f}x")
-    print(f"{'best single heuristic':>26} {best_h:>10.4f}")
+    )
+    table: dict[str, list[float]] = {}
+    wins = 0
+    cases = 0
+    for size, inst_seed in (((100, 20), 100), ((100, 20), 101), ((40, 8), 7)):
+        _, _, inst = instance(*size, seed=inst_seed)
+        heur = _complete(inst, {h: run_heuristic(inst, h) for h in SEEDS})
+        seeds = list(heur.values())
+        fronts: dict[str, list[np.ndarray]] = {}
+        for label, algo, use_seeds in variants:
+            for seed in range(3):
+                st = auto_settings(inst, algo, seed=seed)
+                res = optimize(inst, seeds if use_seeds else [], st)
+                fronts.setdefault(label, []).append(res.F)
+        F_h = inst.evaluate(np.stack(seeds))[0]
+        everything = np.concatenate([F_h, *[f for fs in fronts.values() for f in fs]])
+        best_h = max(hypervolume_ratio(p[None, :], everything)[0] for p in F_h)
+        hv = {
+            label: [hypervolume_ratio(f, everything)[0] for f in fs] for label, fs in fronts.items()
+        }
+        for label, values in hv.items():
+            table.setdefault(label, []).extend(v / best_h for v in values)
+        a, b = hv[variants[0][0]], hv[variants[1][0]]
+        wins += sum(x >= y for x, y in zip(a, b, strict=True))
+        cases += len(a)
+        print(
+            f"   {size[0]}x{size[1]} #{inst_seed}: "
+            + ", ".join(
+                f"{label.split(' (')[0]} {statistics.median(v):.4f}" for label, v in hv.items()
+            )
+            + f", best heuristic {best_h:.4f}"
+        )
+    print(f"{'variant':>26} {'median HV / best heuristic':>27}")
+    for label, ratios in table.items():
+        print(f"{label:>26} {statistics.median(ratios):>26.2f}x")
+    print(f"   NSGA-III >= NSGA-II (both seeded) in {wins} of {cases} runs (same instance, seed)")
 
 
 def bench_quality() -> None:
@@ -227,38 +256,53 @@ def bench_quality() -> None:
     from fogctl.schedule.optimize import auto_settings, optimize
     from tests.schedule.milp import LINEAR, balance_optimum, milp_optimum, weighted
 
-    print("\n== quality: worst gap of the front to the exact optimum (target <= 5%)")
-    print(f"{'instances':>22} {'budget':>8} " + " ".join(f"{n:>9}" for n in [*LINEAR, "weighted"]))
-    for n_jobs, n_nodes, count in ((8, 5, 5), (20, 6, 5), (40, 8, 3)):
-        insts = []
-        for seed in range(count):
-            rng = np.random.default_rng(seed)
-            recs = generate_nodes(n_nodes, rng)
-            nodes = [n for n in (node_from_record(r) for r in recs) if n is not None]
-            free = sum(n.free_cpu for n in nodes if n.accepts_work)
-            jobs = generate_jobs(n_jobs, rng, free_cpu=free, load=0.7, gangs=1)
-            p = check_problem(jobs, nodes)
-            insts.append(Instance(p.jobs, p.nodes))
-        for budget in (None, 1.5):
+    print("\n== quality: gap of the front to the exact optimum (HiGHS MILP), target <= 5%")
+    print("   each objective alone; weighted: 3 pairs and 3 random weightings of all four")
+    print("   (each objective scaled by its optimum); worst over the instances, then mean")
+    print(
+        f"{'instances':>16} {'budget':>8} {'time':>7} "
+        + " ".join(f"{n:>8}" for n in [*LINEAR, "weighted"])
+        + f" {'mean':>7}"
+    )
+    for n_jobs, n_nodes, count, budgets in QUALITY_SIZES:
+        insts = [_small(n_jobs, n_nodes, seed) for seed in range(count)]
+        exact: list[dict[str, Any]] = []
+        for k, inst in enumerate(insts):
+            opt = {n: milp_optimum(inst, {n: 1.0}) for n in LINEAR}
+            ws = [{n: 1.0 / abs(opt[n]) for n in pair} for pair in PAIRS]
+            wr = np.random.default_rng(1000 + k)
+            for _ in range(3):
+                d = wr.dirichlet(np.ones(len(LINEAR)))
+                ws.append({n: float(d[i]) / abs(opt[n]) for i, n in enumerate(LINEAR)})
+            exact.append({"opt": opt, "ws": ws, "w_opt": [milp_optimum(inst, w) for w in ws]})
+        for budget in budgets:
             worst = dict.fromkeys([*LINEAR, "weighted"], 0.0)
-            for seed, inst in enumerate(insts):
+            every: list[float] = []
+            times = []
+            for seed, (inst, ex) in enumerate(zip(insts, exact, strict=True)):
+                t0 = time.perf_counter()
                 seeds = _complete(inst, {h: run_heuristic(inst, h) for h in SEEDS})
                 s = auto_settings(inst, "nsga3", seed=seed)
                 if budget is not None:
                     s.time_limit = budget
                 res = optimize(inst, list(seeds.values()), s)
-                opt = {n: milp_optimum(inst, {n: 1.0}) for n in LINEAR}
+                times.append(time.perf_counter() - t0)
                 for n in LINEAR:
                     best = res.F[:, OBJECTIVES.index(n)].min()
-                    worst[n] = max(worst[n], (best - opt[n]) / abs(opt[n]))
-                for pair in (("latency", "cost"), ("price", "trust"), ("latency", "trust")):
-                    w = {n: 1 / abs(opt[n]) for n in pair}
-                    exact = milp_optimum(inst, w)
-                    g = (weighted(res.F, w).min() - exact) / abs(exact)
+                    g = (best - ex["opt"][n]) / abs(ex["opt"][n])
+                    worst[n] = max(worst[n], g)
+                    every.append(g)
+                for w, w_opt in zip(ex["ws"], ex["w_opt"], strict=True):
+                    g = (weighted(res.F, w).min() - w_opt) / abs(w_opt)
                     worst["weighted"] = max(worst["weighted"], g)
+                    every.append(g)
             label = f"{count} x {n_jobs}x{n_nodes}"
             b = "default" if budget is None else f"{budget:g} s"
-            print(f"{label:>22} {b:>8} " + " ".join(f"{100 * v:>8.2f}%" for v in worst.values()))
+            print(
+                f"{label:>16} {b:>8} {1000 * statistics.median(times):>5.0f}ms "
+                + " ".join(f"{100 * v:>7.2f}%" for v in worst.values())
+                + f" {100 * float(np.mean(every)):>6.2f}%"
+            )
     # balance (a variance): exact by enumeration on tiny instances
     gaps = []
     for seed in range(4):
@@ -270,9 +314,66 @@ def bench_quality() -> None:
         inst = Instance(p.jobs, p.nodes)
         seeds = _complete(inst, {h: run_heuristic(inst, h) for h in SEEDS})
         res = optimize(inst, list(seeds.values()), auto_settings(inst, "nsga3", seed=seed))
-        exact = balance_optimum(inst)
-        gaps.append((res.F[:, 1].min() - exact) / exact)
-    print(f"{'4 x 7x5 balance':>22} {'default':>8} worst gap {100 * max(gaps):.2f}%")
+        exact_b = balance_optimum(inst)
+        gaps.append((res.F[:, 1].min() - exact_b) / exact_b)
+    print(f"{'4 x 7x5 balance':>16} {'default':>8} worst gap {100 * max(gaps):.2f}%")
+
+
+PAIRS = (("latency", "cost"), ("price", "trust"), ("latency", "trust"))
+# (jobs, nodes, instances, budgets); --large adds 60x10 and a 1.5 s budget (~60 s more)
+QUALITY_SIZES: list[tuple[int, int, int, tuple[float | None, ...]]] = [
+    (8, 5, 3, (None,)),
+    (20, 6, 4, (None,)),
+    (40, 8, 6, (None,)),
+]
+QUALITY_LARGE = [(40, 8, 6, (1.5,)), (60, 10, 3, (None,))]
+
+
+def bench_early_stop() -> None:
+    """The hypervolume-plateau stop against the same search with the stop disabled."""
+    from fogctl.schedule.optimize import auto_settings, optimize
+
+    print("\n== early stop: default (plateau: < 1% hypervolume gain in 5 generations)")
+    print("   vs the same search with the plateau stop disabled; 3 instances each")
+    print(
+        f"{'size':>8} {'time early':>11} {'time full':>10} {'gens early/full':>16} "
+        f"{'HV early / full':>16} {'stopped (early runs)':>24}"
+    )
+    for n_jobs, n_nodes in ((8, 5), (20, 6), (40, 8), (100, 20)):
+        rows = []
+        reasons: dict[str, int] = {}
+        for seed in range(3):
+            _, _, inst = instance(n_jobs, n_nodes, seed=seed)
+            seeds = list(_complete(inst, {h: run_heuristic(inst, h) for h in SEEDS}).values())
+            out = {}
+            for label in ("early", "full"):
+                st = auto_settings(inst, "nsga3", seed=seed)
+                if label == "full":
+                    st.patience = 10**6
+                t0 = time.perf_counter()
+                r = optimize(inst, seeds, st)
+                out[label] = (time.perf_counter() - t0, r)
+            reasons[out["early"][1].stopped] = reasons.get(out["early"][1].stopped, 0) + 1
+            both = np.concatenate([out["early"][1].F, out["full"][1].F])
+            hv_e = hypervolume_ratio(out["early"][1].F, both)[0]
+            hv_f = hypervolume_ratio(out["full"][1].F, both)[0]
+            rows.append(
+                (
+                    out["early"][0],
+                    out["full"][0],
+                    out["early"][1].generations,
+                    out["full"][1].generations,
+                    hv_e / hv_f if hv_f else 1.0,
+                )
+            )
+        r = np.array(rows)
+        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        t_early, t_full = 1000 * r[:, 0].mean(), 1000 * r[:, 1].mean()
+        print(
+            f"{n_jobs:>4}x{n_nodes:<3} {t_early:>8.0f} ms {t_full:>7.0f} ms "
+            f"{r[:, 2].mean():>8.0f}/{r[:, 3].mean():<7.0f} {r[:, 4].mean():>9.4f} "
+            f"(min {r[:, 4].min():.3f}) {why:>16}"
+        )
 
 
 def bench_sim() -> None:
@@ -314,9 +415,14 @@ def bench_sim() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--section", default="all", choices=["latency", "ablation", "quality", "sim", "all"]
+        "--section",
+        default="all",
+        choices=["latency", "ablation", "quality", "earlystop", "sim", "all"],
     )
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--large", action="store_true", help="quality: also 60x10 and a 1.5 s budget"
+    )
     args = parser.parse_args()
     print(
         f"python {platform.python_version()} on {platform.machine()}, "
@@ -327,7 +433,11 @@ def main() -> int:
     if args.section in ("ablation", "all"):
         bench_ablation()
     if args.section in ("quality", "all"):
+        if args.large:
+            QUALITY_SIZES.extend(QUALITY_LARGE)
         bench_quality()
+    if args.section in ("earlystop", "all"):
+        bench_early_stop()
     if args.section in ("sim", "all"):
         bench_sim()
     return 0
