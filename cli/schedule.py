@@ -271,8 +271,11 @@ def place(
 def _summary(plan: Any) -> str:
     s = plan.stats
     placed = sum(1 for a in plan.assignments if a.node is not None)
+    used = len({a.node for a in plan.assignments if a.node is not None})
     left = len(plan.assignments) - placed
-    text = f"placed {placed} job(s) on {s.get('nodes')} node(s) with {plan.algorithm}"
+    text = (
+        f"placed {placed} job(s) on {used} of {s.get('nodes')} usable node(s) with {plan.algorithm}"
+    )
     if s.get("stopped") == "exact":
         text += f" (exact front of {s['front']} plans: every assignment evaluated"
     elif "generations" in s:
@@ -430,17 +433,25 @@ def sim(
         budget=budget_ms / 1000.0,
         node_records=records,
     )
+    results = simulate(names, cfg)
+    if output.current().json_lines:
+        output.emit(results)
+        return
+    # a table: the per-class on-time shares and utilisations as columns of their own
     output.emit(
-        simulate(names, cfg),
-        columns=[
-            "algorithm",
-            "completed",
-            "on_time",
-            "utilization",
-            "makespan",
-            "mean_wait",
-            "restarts",
-            "preemptions",
-            "schedule_ms",
-        ],
+        [
+            {
+                "algorithm": r.algorithm,
+                "S ok%": round(r.on_time["S"], 1),
+                "all ok%": round(r.on_time["all"], 1),
+                "cpu": round(r.utilization["cpu"], 2),
+                "mem": round(r.utilization["memory"], 2),
+                "makespan": round(r.makespan),
+                "wait": round(r.mean_wait, 1),
+                "restart": r.restarts,
+                "preempt": r.preemptions,
+                "ms": round(r.schedule_ms, 1),
+            }
+            for r in results
+        ]
     )
