@@ -69,3 +69,44 @@ def test_node_records_plan_or_fail_cleanly(objs: list[dict[str, Any]]) -> None:
         return
     (rec,) = plan.assignments
     assert rec.node in {r.id for r in recs}
+
+
+assignment_dicts = st.fixed_dictionaries(
+    {"kind": st.just("assignment"), "job": st.text(max_size=8)},
+    optional={
+        "node": st.one_of(st.none(), st.text(max_size=6), numbers),
+        "order": numbers,
+        "preempts": st.one_of(st.lists(st.text(max_size=4), max_size=2), numbers),
+        "unplaced": st.one_of(st.none(), st.text(max_size=6)),
+        "spec": st.one_of(
+            st.none(),
+            numbers,
+            st.fixed_dictionaries(
+                {"metadata": st.fixed_dictionaries({"name": st.text(max_size=6)})},
+                optional={
+                    "image": st.text(max_size=6),
+                    "resources": st.fixed_dictionaries(
+                        {"requests": st.fixed_dictionaries({}, optional={"cpu": numbers})}
+                    ),
+                    "priorityClassName": st.one_of(st.text(max_size=6), numbers),
+                },
+            ),
+        ),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(assignment_dicts, min_size=1, max_size=3))
+def test_running_plans_load_or_fail_cleanly(objs: list[dict[str, Any]]) -> None:
+    """--running reads a previous plan's assignment records: whatever they hold, the
+    reader returns running jobs on nodes or raises one clean InvalidInput line."""
+    from fogctl.schedule.engine import load_running
+
+    text = "".join(json.dumps(o) + "\n" for o in objs)
+    try:
+        running = load_running(io.StringIO(text))
+    except InvalidInput as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert all(r.node and r.cpu >= 0 for r in running)
