@@ -77,9 +77,21 @@ ALGORITHM_HELP = (
         "fogctl schedule --nodes nodes.jsonl --jobs examples/batch.yaml > plan.jsonl",
         "fogctl dht providers --json | fogctl schedule --jobs batch.yaml - | fogctl submit -",
         "fogctl schedule --jobs batch.yaml --nodes nodes.jsonl --front --plot pareto.png",
-        "fogctl schedule --nodes nodes.jsonl --jobs examples/dag.yaml --algorithm heft",
+        "",
+        "# a whole pipeline: providers found in the DHT, a plan, the jobs run on it",
+        "fogctl dht serve --port 8468 --bootstrap HOST:8468 &",
+        "fogctl jobs image busybox",
+        "fogctl dht providers --json > providers.jsonl",
+        "fogctl schedule providers.jsonl --jobs examples/batch.yaml > plan.jsonl",
+        "fogctl submit --wait - < plan.jsonl",
+        "",
+        "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --front | jq -c .objectives",
         "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --prefer latency=3,cost=1",
+        "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --pick trust --plot front.svg",
+        "fogctl schedule --nodes nodes.jsonl --jobs examples/dag.yaml --algorithm heft",
         "fogctl schedule --nodes nodes.jsonl --jobs urgent.yaml --running plan.jsonl",
+        "fogctl schedule --nodes nodes.jsonl --jobs big.yaml --allow-partial",
+        "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --headroom strict",
         "fogctl schedule --nodes nodes.jsonl --jobs batch.yaml --generations 50 --seed 7",
     ),
 )
@@ -159,9 +171,18 @@ def place(
     NODES (or --nodes) is a file of node records, or - to read them from stdin, as
     written by 'fogctl dht providers --json'. The search minimises latency, load
     imbalance, operating cost and market price and maximises trust, under capacity,
-    SLA-S deadlines, gang groups (all members in one region) and dependencies. It
-    starts from the heuristics' plans, so it never returns a plan worse than theirs,
-    and stops when the front's hypervolume stops improving.
+    SLA-S deadlines, gang groups (all members in one region) and dependencies.
+
+    Search: a problem with at most 65,536 possible assignments is solved exactly
+    (every assignment evaluated: the whole Pareto front). Otherwise every heuristic
+    runs first and seeds the search, so the front never loses to them; on small and
+    medium problems each linear objective's optimum is solved as an integer program
+    (HiGHS) and each weighting of them starts a local search from its linear
+    relaxation. Then NSGA-III (or NSGA-II) evolves the front with a repair operator
+    that keeps every plan feasible, until its hypervolume grows by less than 1% in 5
+    generations or the time limit nears, and local search polishes the front. On
+    small instances the front is within a few percent of the exact optimum of each
+    objective and of their weighted sums.
 
     Objectives: latency (mean ms from the submitter to the jobs' nodes), balance
     (variance of cpu and memory utilisation across nodes after placement), trust
@@ -185,8 +206,9 @@ def place(
     and finish (seconds from now), the job's objective values and its spec, which
     'fogctl submit -' runs on the chosen node. --front writes every plan of the
     Pareto front as a solution record instead; --pick and --prefer choose the plan
-    (default: the knee). A summary goes to stderr: generations, front size,
-    hypervolume against the best heuristic's, makespan against HEFT's.
+    (default: the knee). A summary goes to stderr: generations and why the search
+    stopped, front size, hypervolume against the best heuristic's, makespan (when the
+    last job finishes) against HEFT's.
 
     Jobs that cannot be placed (larger than any node, a dependency cycle, a gang
     bigger than any region, a deadline no node can meet) are named and the command
