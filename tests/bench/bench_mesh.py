@@ -72,6 +72,21 @@ def _row(r: MeshSimRecord, e: MeshSimRecord) -> str:
     )
 
 
+def _targets(recs: dict[str, MeshSimRecord], spray: str) -> None:
+    """The issue's routing targets, judged on one run's records."""
+    e, p, sp, d = recs["epidemic"], recs["prophet"], recs["spray"], recs["direct"]
+    pe = 100 * (p.delivery_ratio - e.delivery_ratio)
+    se = 100 * (sp.delivery_ratio - e.delivery_ratio)
+    po = (p.overhead or 0) / (e.overhead or 1)
+    so = (sp.overhead or 0) / (e.overhead or 1)
+    print(
+        f"  targets: PRoPHET >= 0.85 [{p.delivery_ratio >= 0.85}], within 3 pts "
+        f"[{abs(pe) <= 3}], overhead <= 1/3 [{po <= 1 / 3}]; {spray} within 3 pts "
+        f"[{abs(se) <= 3}], overhead <= 1/20 [{so <= 1 / 20}] (x{so:.3f}); direct (floor) "
+        f"{d.delivery_ratio:.3f}"
+    )
+
+
 def bench_sim(quick: bool) -> dict[str, MeshSimRecord]:
     """The issue's scenario, counted as the ONE simulator does (see fogctl.mesh.sim):
     messages made for 2 h, those made in the first hour counted (cool-down = one
@@ -96,17 +111,7 @@ def bench_sim(quick: bool) -> dict[str, MeshSimRecord]:
     )
     for r in recs.values():
         print(_row(r, e))
-    p, sp, d = recs["prophet"], recs["spray"], recs["direct"]
-    pe = 100 * (p.delivery_ratio - e.delivery_ratio)
-    se = 100 * (sp.delivery_ratio - e.delivery_ratio)
-    po = (p.overhead or 0) / (e.overhead or 1)
-    so = (sp.overhead or 0) / (e.overhead or 1)
-    print(
-        f"  targets: PRoPHET >= 0.85 [{p.delivery_ratio >= 0.85}], within 3 pts "
-        f"[{abs(pe) <= 3}], overhead <= 1/3 [{po <= 1 / 3}]; spray within 3 pts "
-        f"[{abs(se) <= 3}], overhead <= 1/20 [{so <= 1 / 20}]; direct (floor) "
-        f"{d.delivery_ratio:.3f}"
-    )
+    _targets(recs, "spray (L=8)")
     print("  the same run counting every message made (those in flight at the end as lost):")
     for r in recs.values():
         print(f"    {r.router:9s} delivery {r.delivery_ratio_all:6.3f}")
@@ -153,20 +158,11 @@ def bench_sim(quick: bool) -> dict[str, MeshSimRecord]:
             ["epidemic", "prophet", "spray", "direct"], **kw50, options={"spray": {"copies": 3}}
         )
     }
-    e5, p5, s5, d5 = r50["epidemic"], r50["prophet"], r50["spray"], r50["direct"]
-    print(f"sim, {e5.nodes} nodes (`fogctl mesh sim --nodes {e5.nodes} --copies 3`), same run:")
+    n50 = r50["epidemic"].nodes
+    print(f"sim, {n50} nodes (`fogctl mesh sim --nodes {n50} --copies 3`), same run:")
     for r in r50.values():
-        print(_row(r, e5))
-    pe5 = 100 * (p5.delivery_ratio - e5.delivery_ratio)
-    se5 = 100 * (s5.delivery_ratio - e5.delivery_ratio)
-    po5 = (p5.overhead or 0) / (e5.overhead or 1)
-    so5 = (s5.overhead or 0) / (e5.overhead or 1)
-    print(
-        f"  targets: PRoPHET >= 0.85 [{p5.delivery_ratio >= 0.85}], within 3 pts "
-        f"[{abs(pe5) <= 3}], overhead <= 1/3 [{po5 <= 1 / 3}]; spray (L=3) within 3 pts "
-        f"[{abs(se5) <= 3}], overhead <= 1/20 [{so5 <= 1 / 20}] (x{so5:.3f}); direct "
-        f"(floor) {d5.delivery_ratio:.3f}"
-    )
+        print(_row(r, r50["epidemic"]))
+    _targets(r50, "spray (L=3)")
 
     buf = 10
     t = time.perf_counter()
