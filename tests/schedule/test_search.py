@@ -112,10 +112,28 @@ def test_nsga2_with_fewer_objectives_and_early_stop() -> None:
     settings = auto_settings(inst, "nsga2")
     settings.time_limit = 30.0
     res = optimize(inst, list(seeds.values()), settings)
-    # a tiny two-objective problem converges: the hypervolume plateau ends it early
+    # a small two-objective problem converges: the hypervolume plateau ends it early,
+    # long before the 30 s limit
+    assert res.stopped == "plateau", (res.stopped, res.generations)
     assert res.generations < settings.max_gen
     assert res.elapsed < 10
+    h = res.hv_history
+    k = settings.patience
+    assert h[-1] - h[-1 - k] <= settings.tol * h[-1]
     assert res.F.shape[1] == len(OBJECTIVES)
+
+
+def test_tiny_problems_get_the_exact_front() -> None:
+    """At most 65,536 possible assignments: every one is evaluated, so no feasible
+    plan is better on every objective than the front, and nothing is searched."""
+    _, _, inst = make(7, 4, seed=2, load=0.7)
+    seeds = _complete(inst, {h: run_heuristic(inst, h) for h in SEEDS})
+    res = optimize(inst, list(seeds.values()), auto_settings(inst, "nsga3"))
+    assert res.stopped == "exact" and res.generations == 0
+    rows = inst.random_rows(np.random.default_rng(0), 3000)
+    F, G = inst.evaluate(rows)
+    for point in F[G <= 1e-9]:
+        assert ((point[None, :] + 1e-12 >= res.F).all(axis=1)).any()
 
 
 def test_polish_improves_and_stays_feasible() -> None:
