@@ -85,7 +85,8 @@ def submit(
 
     Assignment records from fogctl schedule bind jobs to their node, and the running
     jobs an assignment names in preempts are evicted: checkpoint signal, grace, then
-    back to retrying to resume from their checkpoint.
+    back to retrying to resume from their checkpoint. Jobs a partial plan left out
+    (fogctl schedule --allow-partial: node null) are skipped with a notice naming each.
 
     Without --wait a detached runner drives the jobs and submit prints one job record
     each; follow them with fogctl jobs. With --wait the jobs run here, state changes
@@ -114,16 +115,21 @@ def load_all(sources: Iterable[str]) -> "list[JobSpec]":
 
     specs: list = []
     seen: dict[str, str] = {}
+    left_out: list[tuple[str, str]] = []
     sources = list(sources)
     if sources.count("-") > 1:
         raise InvalidInput("stdin (-) can be read only once")
     for src in sources:
-        for spec in load_specs(src):
+        for spec in load_specs(src, unplaced=left_out):
             if spec.id in seen:
                 raise InvalidInput(f"{src}: job {spec.id!r} is also in {seen[spec.id]}")
             seen[spec.id] = src
             specs.append(spec)
+    for job, why in left_out:  # a partial plan (fogctl schedule --allow-partial)
+        output.notice(f"job {job} skipped: the scheduler left it out ({why})")
     if not specs:
+        if left_out:
+            raise InvalidInput(f"{', '.join(sources)}: the scheduler placed none of the jobs")
         raise InvalidInput(f"{', '.join(sources)}: no job specs found")
     return specs
 

@@ -31,7 +31,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -878,14 +878,35 @@ def _read_text(source: str | Path | IO[str]) -> tuple[str, str, Path | None]:
     return str(path), text, path.resolve().parent
 
 
-def load_specs(source: str | Path | IO[str]) -> list[JobSpec]:
+def _unplaced(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(job, reason) for an ``assignment`` record the scheduler left without a node."""
+    if obj.get("kind") != "assignment" or obj.get("node") is not None:
+        return None
+    return str(obj.get("job")), str(obj.get("unplaced") or "no node")
+
+
+def load_specs(
+    source: str | Path | IO[str], *, unplaced: list[tuple[str, str]] | None = None
+) -> list[JobSpec]:
     """Read every job spec from a YAML file (several documents allowed), or JSON Lines
     (``-`` is stdin; JSON Lines is recognised by a first line starting with ``{``).
 
     Accepts plain specs, ``assignment`` records (spec + chosen node) and ``job`` records
     carrying a spec. Raises :class:`InvalidInput` naming ``file:line`` and the field;
     nothing is returned unless every spec is valid. Duplicate ids are an error.
+
+    An assignment the scheduler left unplaced (``fogctl schedule --allow-partial``:
+    node null and a reason) is an error, unless ``unplaced`` is a list: then it is
+    skipped and ``(job, reason)`` appended there.
     """
+
+    def wanted(obj: Mapping[str, Any]) -> bool:
+        left_out = _unplaced(obj)
+        if left_out is not None and unplaced is not None:
+            unplaced.append(left_out)
+            return False
+        return True
+
     name, text, base = _read_text(source)
     if len(text) > MAX_SPEC_BYTES:
         raise InvalidInput(f"{name}: larger than {MAX_SPEC_BYTES // 1024**2} MiB")
@@ -898,9 +919,10 @@ def load_specs(source: str | Path | IO[str]) -> list[JobSpec]:
         name.endswith((".jsonl", ".json")) or base is None or _all_json(text)
     ):
         for _, lineno, obj in iter_json_lines(io.StringIO(text), name=name, comments=True):
-            specs.append(_resolve_paths(_from_record(obj, f"{name}:{lineno}"), base))
+            if wanted(obj):
+                specs.append(_resolve_paths(_from_record(obj, f"{name}:{lineno}"), base))
     else:
-        specs = _load_yaml(name, text, base)
+        specs = _load_yaml(name, text, base, wanted)
     seen: dict[str, int] = {}
     for i, spec in enumerate(specs):
         if spec.id in seen:
@@ -921,7 +943,9 @@ def _all_json(text: str) -> bool:
     return True
 
 
-def _load_yaml(name: str, text: str, base: Path | None) -> list[JobSpec]:
+def _load_yaml(
+    name: str, text: str, base: Path | None, wanted: Callable[[Mapping[str, Any]], bool]
+) -> list[JobSpec]:
     import yaml
 
     specs: list[JobSpec] = []
@@ -943,6 +967,8 @@ def _load_yaml(name: str, text: str, base: Path | None) -> list[JobSpec]:
                 continue
             if not isinstance(obj, dict):
                 raise InvalidInput(f"{name}:{line0}: expected a mapping (a job spec)")
+            if not wanted(obj):
+                continue
             try:
                 if obj.get("kind") in ("assignment", "job"):
                     spec = _from_record(_plain(obj), f"{name}:{line0}")

@@ -179,6 +179,9 @@ def test_json_lines_and_assignments() -> None:
     )
     with pytest.raises(InvalidInput, match=r"<stdin>:1: .*not placed: no capacity"):
         load_specs(io.StringIO(bad + "\n"))
+    left_out: list[tuple[str, str]] = []  # a partial plan: skipped and reported
+    specs = load_specs(io.StringIO(bad + "\n" + lines[1] + "\n"), unplaced=left_out)
+    assert [s.id for s in specs] == ["j2"] and left_out == [("j1", "no capacity")]
     with pytest.raises(InvalidInput, match=r"<stdin>:2: field 'bogus'"):
         load_specs(io.StringIO(lines[1] + "\n" + json.dumps({**spec, "bogus": 1}) + "\n"))
 

@@ -191,6 +191,11 @@ def test_infeasible_names_jobs_and_exits_2(cli: Any, write: Any) -> None:
     assert by["fine"]["node"] is not None
     assert by["monster"]["node"] is None and "more than any node" in by["monster"]["unplaced"]
     assert by["child"]["unplaced"] == "depends on unplaced job monster"
+    # the partial plan feeds fogctl submit: what was placed runs, the rest is named
+    sub = cli("submit", "--check", "--json", "-", input=res.stdout)
+    assert sub.code == 0, sub.stderr
+    assert [r["id"] for r in sub.records()] == ["fine"]
+    assert "job monster skipped" in sub.stderr and "job child skipped" in sub.stderr
 
 
 def test_cycle_and_gang_errors(cli: Any, write: Any) -> None:
