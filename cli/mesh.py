@@ -343,7 +343,10 @@ def keys_trust(
     shown as verified."""
     from fogctl.mesh.api import keys_trust as engine
 
-    output.emit(engine(current_state(), what, fingerprint=fingerprint))
+    output.emit(
+        engine(current_state(), what, fingerprint=fingerprint),
+        columns=["node", "fingerprint", "one_time_prekeys", "trusted"],
+    )
 
 
 @keys_app.command("list", epilog=examples("fogctl mesh keys list", "fogctl mesh keys list --json"))
@@ -352,7 +355,9 @@ def keys_list() -> None:
     """List known prekey bundles, their fingerprints and whether they are trusted."""
     from fogctl.mesh.api import keys_list as engine
 
-    output.emit(engine(current_state()))
+    output.emit(
+        engine(current_state()), columns=["node", "fingerprint", "one_time_prekeys", "trusted"]
+    )
 
 
 @keys_app.command("pins", epilog=examples("fogctl mesh keys pins", "fogctl mesh keys pins --json"))
