@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import time
@@ -49,26 +48,10 @@ class PutResult:
 
 
 def parse_hostport(text: str, default_port: int = 8468) -> tuple[str, int]:
-    """``HOST:PORT`` / ``[V6]:PORT`` / ``HOST`` with an IP address; InvalidInput if not."""
-    host, port = text, default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, p = text.split(":")
-        port = _port(p, text)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise InvalidInput(f"{text!r}: expected IP:PORT (an IP address, not a name)") from None
-    return host, port
+    """``IP:PORT`` / ``[V6]:PORT`` / ``IP`` (an address, not a name); InvalidInput if not."""
+    from fogctl.hostport import parse_hostport as parse
 
-
-def _port(p: str, text: str) -> int:
-    if not p.isdigit() or not 0 < int(p) < 65536:
-        raise InvalidInput(f"{text!r}: port must be 1-65535")
-    return int(p)
+    return parse(text, what="DHT address", default_port=default_port, ip_only=True)
 
 
 class FogServer(Server):  # type: ignore[misc]

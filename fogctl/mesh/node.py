@@ -87,18 +87,14 @@ def parse_peer(text: str) -> Peer:
 
 
 def _hostport(text: str | None, default_port: int) -> tuple[str, int] | None:
+    """A listen address (``HOST:PORT``, ``HOST``, port 0 = any), or None for ``off``."""
     if text is None or text == "" or text == "off":
         return None
-    host, _, port = text.rpartition(":")
-    if not host:
-        host, port = text, str(default_port)
-    try:
-        p = int(port)
-    except ValueError:
-        raise InvalidInput(f"bad listen address {text!r}: expected HOST:PORT") from None
-    if not 0 <= p < 65536:
-        raise InvalidInput(f"bad listen address {text!r}: port out of range")
-    return host.strip("[]"), p
+    from fogctl.hostport import parse_hostport
+
+    return parse_hostport(
+        text, what="listen address", default_port=default_port, default_host="", any_port=True
+    )
 
 
 @dataclass

@@ -125,10 +125,9 @@ def _addresses_of(host: str) -> set[str]:
 
 
 def split_hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidInput(f"not HOST:PORT: {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    from fogctl.hostport import parse_hostport
+
+    return parse_hostport(text, what="mix address")
 
 
 def pull_tag(shared: bytes, ts: float) -> bytes:

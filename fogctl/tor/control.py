@@ -25,21 +25,12 @@ def parse_endpoint(text: str) -> Endpoint:
         value = value[len("unix://") :]
     if value.startswith("/"):
         return ("unix", value)
-    host, sep, port_text = value.rpartition(":")
-    if not sep:
-        host, port_text = "127.0.0.1", value
-    host = host.strip("[]") or "127.0.0.1"
+    from fogctl.hostport import parse_hostport
+
     try:
-        if not (port_text.isascii() and port_text.isdigit()):
-            raise ValueError(port_text)
-        port = int(port_text)
-    except ValueError:
-        raise InvalidInput(
-            f"control port: {text!r} is not PORT, HOST:PORT or a socket path"
-        ) from None
-    if not 0 < port < 65536:
-        raise InvalidInput(f"control port: {port} is not in 1-65535")
-    return (host, port)
+        return parse_hostport(value, what="control port", port_alone=True)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc.message} (or PORT, or a socket path)") from None
 
 
 def describe(endpoint: Endpoint) -> str:

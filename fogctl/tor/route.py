@@ -22,10 +22,9 @@ DAEMON_FILE = "daemon.json"
 
 
 def _parse_hostport(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise InvalidInput(f"{what}: {text!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    from fogctl.hostport import parse_hostport
+
+    return parse_hostport(text, what=what)
 
 
 def managed_socks(state_root: Path) -> tuple[str, int] | None:
