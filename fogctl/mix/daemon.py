@@ -160,8 +160,9 @@ def run_client(
 ) -> MixStatsRecord:
     """Run the client in the foreground until SIGTERM/SIGINT (or ``stop`` is set).
 
-    Every ``directory_every`` seconds it re-fetches the directory from its provider,
-    so it follows key epochs and new nodes.
+    Every ``directory_every`` seconds it re-fetches the directory from its provider
+    (and from the DHT when a local DHT node serves), so it follows key epochs and new
+    nodes.
     """
     return asyncio.run(
         _run(state, params, provider, poll, stop or threading.Event(), directory_every)
@@ -241,16 +242,27 @@ async def _run(
         raise InvalidInput(f"unknown op {op!r}")
 
     async def refresh_directory() -> None:
-        """Follow key epochs and new nodes: re-fetch the provider's directory."""
+        """Follow key epochs and new nodes: re-fetch the provider's directory, and the
+        descriptors in the DHT when a DHT node serves from this state dir (each one is
+        verified by the store like a provider's)."""
+        from fogctl.dht.api import serving
+        from fogctl.mix import dhtdir
         from fogctl.mix.directory import Topology
         from fogctl.mix.engine import _directory_path
         from fogctl.mix.net import DirectoryStore, fetch_directory, split_hostport
 
         host, port = split_hostport(c.provider.address)
+        descs = []
         try:
-            descs = await fetch_directory(host, port)
+            descs += await fetch_directory(host, port)
         except ServiceUnavailable as exc:
-            log.warning("directory refresh failed: %s", exc)
+            log.warning("directory refresh from the provider failed: %s", exc)
+        try:
+            if await asyncio.to_thread(serving, state):
+                descs += await asyncio.to_thread(dhtdir.fetch, state)
+        except Exception as exc:  # the DHT being unwell must not stop the client
+            log.warning("directory refresh from the DHT failed: %s", exc)
+        if not descs:
             return
         now = time.time()
         store = DirectoryStore(_directory_path(state))

@@ -224,3 +224,47 @@ def test_directory_publish_to_a_node_without_the_dht(
     got = cli("mix", "directory", "fetch", "--from", entry, "--no-dht", "--json").records()
     assert {d.id for d in extra} <= {r["id"] for r in got} and len(got) == 9
     assert not (tmp_path / "op" / "dht.sock").exists()
+
+
+def test_client_daemon_refreshes_its_directory_from_the_local_dht(
+    network: LocalNet, tmp_path: Path
+) -> None:
+    """With a DHT node serving from its state dir, the client's periodic refresh also
+    takes the (verified) descriptors published in the DHT, not only its provider's."""
+    from fogctl.mix import daemon, dhtdir, engine
+    from fogctl.mix.node import Params
+    from fogctl.state import State
+    from tests.dht.test_api import ServingNode
+    from tests.mix.conftest import make_descriptors
+
+    p0 = network.providers[0]
+    entry = f"127.0.0.1:{network.service(p0.id).port}"
+    mine = ServingNode(tmp_path / "client")  # the client's own DHT node
+    other = ServingNode(tmp_path / "other", [mine.address])
+    stop = threading.Event()
+    t: threading.Thread | None = None
+    try:
+        st = State(mine.root)
+        engine.directory_fetch(st, entry, dht=False)
+        engine.client_address(st, p0.id)
+        [extra] = make_descriptors(0, 0, providers=1, now=time.time()).descriptors
+        dhtdir.publish(State(other.root), [extra], time.time())
+        directory = engine._directory_path(st)
+        assert extra.id not in directory.read_text()
+        params = Params(hops=5, mean_delay=0.005, lambda_p=5, lambda_l=1, lambda_d=1)
+        t = threading.Thread(
+            target=daemon.run_client,
+            args=(State(mine.root), params),
+            kwargs={"poll": 0.05, "stop": stop, "directory_every": 0.3},
+        )
+        t.start()
+        deadline = time.time() + 20
+        while extra.id not in directory.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        assert extra.id in directory.read_text()
+    finally:
+        stop.set()
+        if t is not None:
+            t.join(15)
+        other.close()
+        mine.close()
