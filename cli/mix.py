@@ -250,7 +250,9 @@ def client(
     Keeps the Loopix payload (real messages substituted), loop and drop streams
     running so that sending is not marked by the start of cover traffic; pulls and
     acks arriving messages and resends lost ones. While it runs, send, recv and reply
-    for this state dir go through it (a Unix socket under the state dir).
+    for this state dir go through it (a Unix socket under the state dir). Every minute
+    it re-fetches the directory from its provider, and from the DHT when a DHT node
+    serves from the same state dir, so it follows key epochs and new nodes.
     """
     import logging
 
