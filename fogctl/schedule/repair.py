@@ -197,30 +197,3 @@ class Repairer:
                 x[j] = n
             finish[j] = float(fin[k])
         return x
-        finish = finish.copy()
-        res_c = inst.free_cpu - np.bincount(x, weights=inst.cpu, minlength=inst.N).astype(float)
-        res_m = inst.free_mem - np.bincount(x, weights=inst.mem, minlength=inst.N).astype(float)
-        for u in inst.unit_order:
-            for j in inst.units[u]:
-                if j not in late or inst.pinned[j] >= 0 or inst.gang_of[j] >= 0:
-                    continue
-                cand = inst.elig[j]
-                ok = cand[
-                    (res_c[cand] + (cand == x[j]) * inst.cpu[j] >= inst.cpu[j] - EPS)
-                    & (res_m[cand] + (cand == x[j]) * inst.mem[j] >= inst.mem[j] - EPS)
-                ]
-                if not len(ok):
-                    continue
-                ready = np.zeros(len(ok))
-                for d in inst.deps[j]:
-                    ready = np.maximum(ready, finish[d] + inst.transfer[x[d], ok])
-                fin = ready + inst.lat[ok] / 1000.0 + inst.dur[j, ok]
-                n = int(ok[int(np.argmin(fin))])
-                if n != x[j]:
-                    res_c[x[j]] += inst.cpu[j]
-                    res_m[x[j]] += inst.mem[j]
-                    res_c[n] -= inst.cpu[j]
-                    res_m[n] -= inst.mem[j]
-                    x[j] = n
-                finish[j] = float(fin.min())
-        return x
