@@ -56,6 +56,7 @@ __all__ = [
 #: Largest value in bytes (one UDP datagram must carry it).
 MAX_VALUE = 4096
 T = TypeVar("T")
+A = TypeVar("A")
 SOCKET = "dht.sock"  # the serving node's control socket in the state dir
 
 
@@ -152,17 +153,12 @@ def put_many(
     texts = {k: _text(k, v) for k, v in items.items()}
     if not texts:
         return []
-    if serving(state) and not bootstrap:  # one control connection per key, concurrently
+    if serving(state) and not bootstrap:
 
         def one(item: tuple[str, str]) -> Stored:
             return _stored(service.call(state, "put", {"key": item[0], "value": item[1]})[0])
 
-        if len(texts) == 1:
-            return [one(next(iter(texts.items())))]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(8, len(texts))) as pool:
-            return list(pool.map(one, texts.items()))
+        return _each(one, list(texts.items()))
 
     async def run(server: Any) -> list[Stored]:
         res = await asyncio.gather(*(server.put(k, v.encode("utf-8")) for k, v in texts.items()))
@@ -192,17 +188,12 @@ def get_many(
     wanted = list(dict.fromkeys(keys))
     if any(not k for k in wanted):
         raise InvalidInput("a DHT key must not be empty")
-    if serving(state) and not bootstrap:  # one control connection per key, concurrently
+    if serving(state) and not bootstrap:
 
         def one(key: str) -> list[SignedValue]:
             return [_value(r) for r in service.call(state, "get", {"key": key, "signer": signer})]
 
-        if len(wanted) == 1:
-            return {wanted[0]: one(wanted[0])}
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
-            return dict(zip(wanted, pool.map(one, wanted), strict=True))
+        return dict(zip(wanted, _each(one, wanted), strict=True))
 
     async def run(server: Any) -> dict[str, list[SignedValue]]:
         found = await asyncio.gather(*(service.op_get(server, k, signer) for k in wanted))
@@ -217,6 +208,17 @@ def providers(state: State, *, bootstrap: Sequence[str] | None = None) -> list[d
     from fogctl.dht import service
 
     return service.call(state, "providers", {}, list(bootstrap or []) or None)
+
+
+def _each(fn: Callable[[A], T], items: list[A]) -> list[T]:
+    """``fn`` over ``items`` through the serving node: one control connection per item,
+    at most 8 at once (a single item runs here)."""
+    if len(items) == 1:
+        return [fn(items[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _joined(
