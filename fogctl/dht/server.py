@@ -28,6 +28,8 @@ from fogctl.dht.envelope import MAX_TTL, MAX_VALUE, Envelope, key_id, seal
 from fogctl.dht.protocol import FogProtocol
 from fogctl.dht.storage import MIGRATIONS, ValueStorage
 from fogctl.errors import InvalidInput
+from fogctl.hostport import format_hostport
+from fogctl.hostport import parse_hostport as _parse_hostport
 from fogctl.state.db import Database
 from fogctl.state.identity import Identity
 
@@ -49,9 +51,7 @@ class PutResult:
 
 def parse_hostport(text: str, default_port: int = 8468) -> tuple[str, int]:
     """``IP:PORT`` / ``[V6]:PORT`` / ``IP`` (an address, not a name); InvalidInput if not."""
-    from fogctl.hostport import parse_hostport as parse
-
-    return parse(text, what="DHT address", default_port=default_port, ip_only=True)
+    return _parse_hostport(text, what="DHT address", default_port=default_port, ip_only=True)
 
 
 class FogServer(Server):  # type: ignore[misc]
@@ -207,7 +207,7 @@ class FogServer(Server):  # type: ignore[misc]
         addrs = []
         for row in rows:
             try:
-                addrs.append(parse_hostport(f"{row['host']}:{int(row['port'])}"))
+                addrs.append(parse_hostport(format_hostport(row["host"], int(row["port"]))))
             except (InvalidInput, TypeError, ValueError):
                 continue  # a damaged row is skipped, never executed
         nodes = await self.bootstrap(addrs[:64]) if addrs else []

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fogctl.errors import FogError, InvalidInput
+from fogctl.hostport import parse_hostport
 from fogctl.mesh.agent import Agent, dtn_now
 from fogctl.mesh.bundle import EID, decode_bundle, fragment
 from fogctl.mesh.errors import ProtocolError
@@ -90,8 +91,6 @@ def _hostport(text: str | None, default_port: int) -> tuple[str, int] | None:
     """A listen address (``HOST:PORT``, ``HOST``, port 0 = any), or None for ``off``."""
     if text is None or text == "" or text == "off":
         return None
-    from fogctl.hostport import parse_hostport
-
     return parse_hostport(
         text, what="listen address", default_port=default_port, default_host="", any_port=True
     )

@@ -63,6 +63,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fogctl.errors import InvalidInput, OperationFailed, Refused, ServiceUnavailable
+from fogctl.hostport import parse_hostport
 from fogctl.mix import sphinx
 from fogctl.mix.directory import Topology, verify_descriptor
 from fogctl.mix.node import MixClient, MixNode
@@ -125,8 +126,6 @@ def _addresses_of(host: str) -> set[str]:
 
 
 def split_hostport(text: str) -> tuple[str, int]:
-    from fogctl.hostport import parse_hostport
-
     return parse_hostport(text, what="mix address")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fogctl.errors import InvalidInput, Refused, ServiceUnavailable
+from fogctl.hostport import parse_hostport
 
 __all__ = ["Endpoint", "open_controller", "parse_endpoint"]
 
@@ -25,8 +26,6 @@ def parse_endpoint(text: str) -> Endpoint:
         value = value[len("unix://") :]
     if value.startswith("/"):
         return ("unix", value)
-    from fogctl.hostport import parse_hostport
-
     try:
         return parse_hostport(value, what="control port", port_alone=True)
     except InvalidInput as exc:

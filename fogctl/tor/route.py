@@ -14,17 +14,12 @@ import socket
 from pathlib import Path
 
 from fogctl.errors import InvalidInput, ServiceUnavailable
+from fogctl.hostport import parse_hostport
 from fogctl.tor import socks
 
 __all__ = ["DAEMON_FILE", "connect", "open_connection", "resolve_via"]
 
 DAEMON_FILE = "daemon.json"
-
-
-def _parse_hostport(text: str, what: str) -> tuple[str, int]:
-    from fogctl.hostport import parse_hostport
-
-    return parse_hostport(text, what=what)
 
 
 def managed_socks(state_root: Path) -> tuple[str, int] | None:
@@ -34,7 +29,7 @@ def managed_socks(state_root: Path) -> tuple[str, int] | None:
     except (OSError, ValueError):
         return None
     value = data.get("socks") if isinstance(data, dict) else None
-    return _parse_hostport(value, "socks") if isinstance(value, str) else None
+    return parse_hostport(value, what="socks") if isinstance(value, str) else None
 
 
 def resolve_via(via: str | None, state_root: Path | None = None) -> tuple[str, int] | None:
@@ -42,7 +37,7 @@ def resolve_via(via: str | None, state_root: Path | None = None) -> tuple[str, i
     if via is None or via == "direct":
         return None
     if via.startswith("socks5://") or via.startswith("socks5h://"):
-        return _parse_hostport(via.split("://", 1)[1].rstrip("/"), "--via")
+        return parse_hostport(via.split("://", 1)[1].rstrip("/"), what="--via")
     if via != "tor":
         raise InvalidInput(f"--via: {via!r} is not direct, tor or socks5://HOST:PORT")
     from fogctl.state import State
@@ -50,7 +45,7 @@ def resolve_via(via: str | None, state_root: Path | None = None) -> tuple[str, i
     state = State(state_root) if state_root is not None else State()
     configured = state.config.get("tor.socks")
     if configured:
-        return _parse_hostport(str(configured), "tor.socks")
+        return parse_hostport(str(configured), what="tor.socks")
     found = managed_socks(state.root)
     if found is None:
         raise ServiceUnavailable(
