@@ -834,9 +834,9 @@ def _from_record(obj: Mapping[str, Any], where: str) -> JobSpec:
     if kind == "assignment":
         spec_obj = obj.get("spec")
         job = obj.get("job")
-        if obj.get("node") is None:
-            why = obj.get("unplaced") or "no node"
-            raise InvalidInput(f"{where}: assignment for job {job!r} was not placed: {why}")
+        left_out = _unplaced(obj)
+        if left_out is not None:
+            raise InvalidInput(f"{where}: assignment for job {job!r} was not placed: {left_out[1]}")
         if not isinstance(spec_obj, Mapping):
             raise InvalidInput(f"{where}: assignment for job {job!r} carries no spec")
         spec = parse_spec(spec_obj, where)
