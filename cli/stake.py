@@ -306,10 +306,9 @@ def status(
 
     if nodes is not None and provider is not None:
         raise typer.BadParameter("give NODES or --provider, not both")
-    if provider is not None and provider not in ("self", "me"):
-        from fogctl.chain.units import parse_address
+    from fogctl.chain.units import parse_account
 
-        provider = parse_address(provider, what="--provider")
+    provider = parse_account(provider, what="--provider")
     session = _session(rpc_url, keystore)
     if nodes is not None:
         output.emit(
@@ -477,10 +476,9 @@ def vesting_create(
     can delegate the locked FOG's votes. Prints both transactions and the wallet.
     """
     from fogctl.chain.ops import vesting_create as create
-    from fogctl.chain.units import parse_address, parse_duration, parse_fog
+    from fogctl.chain.units import parse_account, parse_duration, parse_fog
 
-    if beneficiary not in ("self", "me"):
-        beneficiary = parse_address(beneficiary, what="BENEFICIARY")
+    who = parse_account(beneficiary, what="BENEFICIARY")
     wei = parse_fog(amount, what="AMOUNT")
     seconds = parse_duration(duration, what="--duration")
     cliff_s = parse_duration(cliff, what="--cliff")
@@ -489,7 +487,7 @@ def vesting_create(
     if cliff_s > seconds:
         raise InvalidInput("--cliff: longer than --duration")
     session = _session(rpc_url, keystore)
-    txs, wallet = create(session, beneficiary, wei, seconds, start=start, cliff=cliff_s)
+    txs, wallet = create(session, who, wei, seconds, start=start, cliff=cliff_s)
     for rec in txs:
         output.emit_one(rec)
     output.emit_one(wallet)

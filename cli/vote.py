@@ -192,10 +192,8 @@ def delegate(
     FOG counts as votes only once delegated, and only for proposals that start after.
     """
     from fogctl.chain.ops import delegate as do_delegate
+    from fogctl.chain.units import parse_account
 
-    if address is not None and address not in ("self", "me"):
-        from fogctl.chain.units import parse_address
-
-        address = parse_address(address, what="ADDRESS")
+    address = parse_account(address, what="ADDRESS")
     session = _session(rpc_url, keystore)
     _run(lambda: do_delegate(session, address))

@@ -31,7 +31,7 @@ from fogctl.chain.records import (
 )
 from fogctl.chain.reverts import RevertError, chain_errors
 from fogctl.chain.rpc import rpc_call
-from fogctl.chain.units import WEI, format_fog, parse_address
+from fogctl.chain.units import WEI, format_fog, parse_account
 from fogctl.errors import InvalidInput, OperationFailed, StateError
 from fogctl.state import State
 
@@ -214,9 +214,8 @@ def open_session(
 
 
 def _address(session: Session, text: str | None, what: str) -> str:
-    if text is None or text in ("self", "me"):
-        return session.account().address
-    return parse_address(text, what=what)
+    who = parse_account(text, what=what)
+    return who if who is not None else session.account().address
 
 
 def load_evidence(evidence: Path) -> bytes:
@@ -351,9 +350,7 @@ def fund_rewards(session: Session, amount: int, duration: int) -> list[TxRecord]
     return out
 
 
-def slash(
-    session: Session, provider: str, fraction_ppm: int, evidence: Path | bytes
-) -> TxRecord:
+def slash(session: Session, provider: str, fraction_ppm: int, evidence: Path | bytes) -> TxRecord:
     """Slash ``fraction_ppm`` parts per million of ``provider``'s stake, citing ``evidence``.
 
     The evidence file is kept in the state directory's blob store; its SHA-256 (the blob
@@ -779,7 +776,7 @@ def execute_proposal(session: Session, proposal_id: str) -> TxRecord:
 
 def vesting_create(
     session: Session,
-    beneficiary: str,
+    beneficiary: str | None,
     amount: int,
     duration: int,
     *,

@@ -11,6 +11,7 @@ __all__ = [
     "DECIMALS",
     "WEI",
     "format_fog",
+    "parse_account",
     "parse_address",
     "parse_duration",
     "parse_fog",
@@ -111,3 +112,10 @@ def parse_address(text: str, *, what: str = "address") -> str:
     if text != text.lower() and not is_checksum_address(text):
         raise InvalidInput(f"{what} {text!r}: bad address checksum")
     return str(to_checksum_address(text))
+
+
+def parse_account(text: str | None, *, what: str = "address") -> str | None:
+    """An address, or None for this account (no argument, ``self`` or ``me``)."""
+    if text is None or text in ("self", "me"):
+        return None
+    return parse_address(text, what=what)
