@@ -447,8 +447,11 @@ def sim(
         Path | None, typer.Option(help="Also write a bar chart (PNG or SVG) here.")
     ] = None,
     copies: Annotated[
-        int, typer.Option("--copies", metavar="L", help="Spray-and-wait's copies per message.")
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--copies", metavar="L", help="Spray-and-wait's copies per message (default 8)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate contacts and compare routers: delivery ratio, latency, overhead.
 

@@ -65,7 +65,7 @@ def serve(
 ) -> None:
     """Run a DTN node in the foreground until SIGTERM/SIGINT."""
     from fogctl.mesh.node import MeshNode, NodeConfig
-    from fogctl.mesh.routing import ROUTERS
+    from fogctl.mesh.routing import ROUTERS, SPRAY_COPIES
 
     state.require()
     r = str(state.config.get("mesh.router", "epidemic", flag=router))
@@ -78,7 +78,8 @@ def serve(
         raise InvalidInput("--tls must be on, require or off (mesh.tls)")
     options: dict[str, float | str] = {}
     if r == "spray":
-        options["copies"] = spray_copies(state.config.get("mesh.spray_copies", 8, flag=copies))
+        value = state.config.get("mesh.spray_copies", SPRAY_COPIES, flag=copies)
+        options["copies"] = spray_copies(value)
     cfg = NodeConfig(
         name=node_name(state, name),
         router=r,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ROUTERS",
+    "SPRAY_COPIES",
     "Carried",
     "Decision",
     "DirectDelivery",
@@ -42,6 +43,10 @@ __all__ = [
     "SprayAndWait",
     "make_router",
 ]
+
+
+#: Binary spray-and-wait's default copy count L (``--copies``, ``mesh.spray_copies``).
+SPRAY_COPIES = 8
 
 
 @dataclass(slots=True)
@@ -117,7 +122,7 @@ class SprayAndWait(Router):
 
     name = "spray"
 
-    def __init__(self, me: str, copies: int = 8) -> None:
+    def __init__(self, me: str, copies: int = SPRAY_COPIES) -> None:
         super().__init__(me)
         if copies < 1:
             raise ValueError("spray-and-wait needs at least one copy")
@@ -271,7 +276,7 @@ def make_router(name: str, me: str, **options: float | str) -> Router:
     if name == "prophet":
         return Prophet(me, ProphetParams(**options))  # type: ignore[arg-type]
     if name == "spray":
-        return SprayAndWait(me, int(options.get("copies", 8)))
+        return SprayAndWait(me, int(options.get("copies", SPRAY_COPIES)))
     if name == "flooding":
         return Flooding(me, int(options.get("ttl", 7)), float(options.get("window", 600.0)))
     if name == "direct":
